@@ -1,0 +1,222 @@
+"""MobileNetV2 the student's way: ImageNet weights, freezing by layer name, a new head.
+
+Introduced in ``02_backbone_inspection.ipynb`` (loading), ``03_layer_freezing.ipynb`` (freezing and
+BatchNorm) and ``04_head_replacement.ipynb`` (the flat classifier graph).
+
+The notebooks do the lesson steps by hand first; these helpers repeat them for later notebooks and
+the tests, so every notebook builds exactly the same classifier.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+
+from helpers import config
+
+#: The seed lecture's cut: everything before this layer stays frozen (``layers[113]`` of the base).
+CUT_LAYER = "block_12_project"
+#: Index of :data:`CUT_LAYER` in ``MobileNetV2(include_top=False)``.
+CUT_INDEX = 113
+#: The file Keras looks for in ``$KERAS_HOME/models`` for ``include_top=False`` at 224x224.
+WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+WEIGHTS_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/" + WEIGHTS_FILE
+)
+INPUT_SHAPE = (config.IMAGE_SIZE, config.IMAGE_SIZE, 3)
+
+
+class WeightsError(RuntimeError):
+    """The ImageNet weights could not be loaded; the message names the file and the folder."""
+
+
+def weights_path() -> Path:
+    """Return where Keras keeps (or will download) the ImageNet weights file.
+
+    Introduced in ``02_backbone_inspection.ipynb``.
+    """
+    return config.keras_cache_dir() / WEIGHTS_FILE
+
+
+def load_backbone(weights: str | None = "imagenet", input_tensor=None):
+    """Load ``MobileNetV2(include_top=False)`` at 224x224, through the standard Keras cache.
+
+    Introduced in ``02_backbone_inspection.ipynb``.
+
+    Args:
+        weights: ``"imagenet"`` for the pretrained weights, ``None`` for random initialisation.
+        input_tensor: Optional Keras tensor to build the network on (keeps the graph flat).
+
+    Returns:
+        The backbone as a ``keras.Model`` (no pooling, output ``out_relu`` of shape 7x7x1280).
+
+    Raises:
+        WeightsError: The weights are neither in the cache nor downloadable (for example offline).
+    """
+    import keras
+
+    try:
+        return keras.applications.MobileNetV2(
+            input_shape=INPUT_SHAPE, input_tensor=input_tensor, include_top=False, weights=weights
+        )
+    except Exception as exc:
+        if weights != "imagenet":
+            raise
+        target = weights_path()
+        raise WeightsError(
+            f"Nem sikerült betölteni a MobileNetV2 ImageNet-súlyait (ok: {exc}).\n"
+            f"A Keras ezt a fájlt keresi: {target}\n"
+            "Mit tehetsz: (1) futtasd internetkapcsolattal, ekkor a Keras letölti innen: "
+            f"{WEIGHTS_URL}; vagy (2) töltsd le máshol, és másold a fájlt pontosan ezen a néven a "
+            f"{target.parent} mappába; vagy (3) állítsd a KERAS_HOME környezeti változót egy írható "
+            "mappára, amelynek models/ almappájában ott a fájl (a keras importálása előtt)."
+        ) from None
+
+
+def layer_index(model, name: str) -> int:
+    """Return the index of the layer called ``name`` in ``model.layers``.
+
+    Introduced in ``03_layer_freezing.ipynb``.
+
+    Raises:
+        ValueError: No such layer; the message suggests the closest names.
+    """
+    names = [layer.name for layer in model.layers]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        raise ValueError(
+            f"Nincs {name!r} nevű réteg a(z) {model.name!r} modellben. "
+            f"Hasonló nevek: {close or names[:5]}. A nevek listája: [l.name for l in model.layers]."
+        )
+    return names.index(name)
+
+
+def freeze_up_to(model, layer_name: str = CUT_LAYER, *, freeze_batchnorm: bool = True) -> int:
+    """Freeze every layer before ``layer_name``; make it and the later layers trainable.
+
+    Introduced in ``03_layer_freezing.ipynb``. BatchNormalization layers stay frozen everywhere when
+    ``freeze_batchnorm`` is true: in Keras 3 a BN layer with ``trainable=False`` runs in inference
+    mode, so its moving statistics do not move during ``fit``.
+
+    Args:
+        model: A flat functional model (backbone or full classifier).
+        layer_name: The first layer that learns.
+        freeze_batchnorm: Keep BatchNormalization layers frozen after the cut too.
+
+    Returns:
+        The index of ``layer_name`` in ``model.layers``.
+    """
+    import keras
+
+    cut = layer_index(model, layer_name)
+    for i, layer in enumerate(model.layers):
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= cut and not (freeze_batchnorm and is_bn)
+    return cut
+
+
+def build_classifier(
+    weights: str | None = "imagenet", cut: str | None = CUT_LAYER, name: str = "cats_vs_dogs"
+):
+    """Build the series' classifier as one **flat** functional graph.
+
+    Introduced in ``04_head_replacement.ipynb``; used from ``05`` on. Input: raw RGB 224x224 images
+    with values 0..255. ``Rescaling(1/127.5, offset=-1)`` does exactly what
+    ``mobilenet_v2.preprocess_input`` does, but inside the model. Then every MobileNetV2 layer (not a
+    nested sub-model, so Grad-CAM and activation models can reach any layer), global average
+    pooling and one sigmoid neuron that outputs P(dog).
+
+    Args:
+        weights: ``"imagenet"`` or ``None``.
+        cut: First trainable layer (see :func:`freeze_up_to`); ``None`` leaves everything trainable.
+        name: Model name.
+    """
+    import keras
+
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
+    base = load_backbone(weights, input_tensor=x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="dog_probability")(x)
+    model = keras.Model(inputs, outputs, name=name)
+    if cut is not None:
+        freeze_up_to(model, cut)
+    return model
+
+
+def count_parameters(model) -> dict[str, int]:
+    """Count trainable / frozen layers and parameters.
+
+    Introduced in ``03_layer_freezing.ipynb``. Layers without weights (ReLU, Add, pooling) are not
+    counted as either.
+
+    Returns:
+        ``trainable_params``, ``non_trainable_params``, ``total_params``, ``trainable_layers``,
+        ``frozen_layers``.
+    """
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    with_weights = [layer for layer in model.layers if layer.weights]
+    return {
+        "trainable_params": trainable,
+        "non_trainable_params": frozen,
+        "total_params": trainable + frozen,
+        "trainable_layers": sum(1 for layer in with_weights if layer.trainable_weights),
+        "frozen_layers": sum(1 for layer in with_weights if not layer.trainable_weights),
+    }
+
+
+def snapshot(model, *, batchnorm_only: bool = False) -> dict[str, np.ndarray]:
+    """Copy the model's weights (or only BatchNorm moving statistics) into NumPy arrays.
+
+    Introduced in ``03_layer_freezing.ipynb`` to show the BatchNorm trap: take a snapshot, train,
+    and compare with :func:`changed`.
+    """
+    out = {}
+    for w in model.weights:
+        if batchnorm_only and not ("moving_mean" in w.path or "moving_variance" in w.path):
+            continue
+        out[w.path] = np.array(w.numpy(), copy=True)
+    return out
+
+
+def changed(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> list[str]:
+    """Return the names of the weights that are not bit-identical between two snapshots.
+
+    Introduced in ``03_layer_freezing.ipynb``.
+    """
+    return [k for k in before if not np.array_equal(before[k], after[k])]
+
+
+def split_at(model, layer_name: str = CUT_LAYER):
+    """Split a flat model into a frozen front part and a trainable tail, sharing the layers.
+
+    Introduced in ``07_experiments.ipynb`` (feature caching). The front maps images to every
+    tensor that crosses the cut (for ``block_12_project`` that is the depthwise output *and* the
+    residual branch from ``block_11_add``); the tail maps those tensors to the model's output.
+    ``tail(front(x))`` equals ``model(x)``, and training ``tail`` trains the model's own layers.
+
+    Returns:
+        ``(front, tail)`` as ``keras.Model`` objects.
+    """
+    import keras
+
+    cut = layer_index(model, layer_name)
+    later = {id(layer) for layer in model.layers[cut:]}
+    # Only this model's own nodes: building sub-models adds nodes to the shared layers.
+    own_nodes = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
+    frontier = []
+    for layer in model.layers[cut:]:
+        for node in layer._inbound_nodes:
+            if id(node) not in own_nodes:
+                continue
+            for tensor in node.input_tensors:
+                producer = tensor._keras_history.operation
+                if id(producer) not in later and all(tensor is not t for t in frontier):
+                    frontier.append(tensor)
+    front = keras.Model(model.inputs, frontier, name=f"{model.name}_front")
+    tail = keras.Model(frontier, model.outputs, name=f"{model.name}_tail")
+    return front, tail
+
