@@ -34,8 +34,19 @@ DATA_DIR_ENV = "TL_DATA_DIR"
 
 PROFILES = ("lesson", "smoke")
 
-#: Root of the repository (the folder that holds ``helpers/`` and ``notebooks/``).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project_root() -> Path:
+    # A checkout (editable install, the normal case) has pyproject.toml beside helpers/; a plain
+    # install (Colab) keeps data, logs and models in the current folder instead of site-packages.
+    if os.environ.get("TL_HOME"):
+        return Path(os.environ["TL_HOME"]).expanduser()
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+#: Root of the project: the repository checkout (``TL_HOME`` overrides it).
+PROJECT_ROOT = _project_root()
 #: Downloaded data set lives here (git-ignored).
 DATA_ROOT = PROJECT_ROOT / "data"
 #: TensorBoard runs, one sub-folder per run (git-ignored).
