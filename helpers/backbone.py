@@ -69,9 +69,9 @@ def load_backbone(weights: str | None = "imagenet", input_tensor=None):
             f"Nem sikerült betölteni a MobileNetV2 ImageNet-súlyait (ok: {exc}).\n"
             f"A Keras ezt a fájlt keresi: {target}\n"
             "Mit tehetsz: (1) futtasd internetkapcsolattal, ekkor a Keras letölti innen: "
-            f"{WEIGHTS_URL}; vagy (2) töltsd le máshol, és másold a fájlt pontosan ezen a néven a "
-            f"{target.parent} mappába; vagy (3) állítsd a KERAS_HOME környezeti változót egy írható "
-            "mappára, amelynek models/ almappájában ott a fájl (a keras importálása előtt)."
+            f"{WEIGHTS_URL}; vagy (2) töltsd le máshol, és másold a fájlt pontosan ezen a néven "
+            f"a {target.parent} mappába; vagy (3) állítsd a KERAS_HOME környezeti változót egy "
+            "írható mappára, amelynek models/ almappájában ott a fájl (a keras importálása előtt)."
         ) from None
 
 
@@ -124,8 +124,8 @@ def build_classifier(
 
     Introduced in ``04_head_replacement.ipynb``; used from ``05`` on. Input: raw RGB 224x224 images
     with values 0..255. ``Rescaling(1/127.5, offset=-1)`` does exactly what
-    ``mobilenet_v2.preprocess_input`` does, but inside the model. Then every MobileNetV2 layer (not a
-    nested sub-model, so Grad-CAM and activation models can reach any layer), global average
+    ``mobilenet_v2.preprocess_input`` does, but inside the model. Then every MobileNetV2 layer (not
+    a nested sub-model, so Grad-CAM and activation models can reach any layer), global average
     pooling and one sigmoid neuron that outputs P(dog).
 
     Args:
@@ -219,4 +219,3 @@ def split_at(model, layer_name: str = CUT_LAYER):
     front = keras.Model(model.inputs, frontier, name=f"{model.name}_front")
     tail = keras.Model(frontier, model.outputs, name=f"{model.name}_tail")
     return front, tail
-

@@ -21,11 +21,8 @@ Other settings a student may change (all optional):
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from typing import TypeVar
-
-import numpy as np
 
 #: Environment variable that selects the profile (``lesson`` or ``smoke``).
 PROFILE_ENV = "TL_PROFILE"
@@ -33,7 +30,6 @@ PROFILE_ENV = "TL_PROFILE"
 DATA_DIR_ENV = "TL_DATA_DIR"
 
 PROFILES = ("lesson", "smoke")
-
 
 
 def _project_root() -> Path:
@@ -119,11 +115,9 @@ def seed_everything(seed: int = SEED) -> None:
         seed: The seed to use.
     """
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    random.seed(seed)
-    np.random.seed(seed)
     import keras
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # seeds Python's random, NumPy and the backend
 
 
 def keras_cache_dir() -> Path:

@@ -96,9 +96,7 @@ class DatasetInfo:
         for split in (self.train, self.validation):
             counts = ", ".join(f"{k}: {v}" for k, v in split.counts().items())
             lines.append(f"  {split.name:<10} ({split.directory.name}/) {counts}")
-        lines.append(
-            "  címkék: " + ", ".join(f"{n} = {i}" for i, n in enumerate(self.class_names))
-        )
+        lines.append("  címkék: " + ", ".join(f"{n} = {i}" for i, n in enumerate(self.class_names)))
         for split in (self.train, self.validation):
             for path, reason in split.skipped:
                 lines.append(f"  Megjegyzés: kihagyva {path} ({reason})")
@@ -150,9 +148,7 @@ def find_split_dirs(folder: str | os.PathLike) -> tuple[Path, Path]:
             val_dir = _pick_child(candidate, VALIDATION_NAMES)
             if train_dir and val_dir:
                 return train_dir, val_dir
-            next_level += sorted(
-                p for p in candidate.iterdir() if p.is_dir() and not _is_hidden(p)
-            )
+            next_level += sorted(p for p in candidate.iterdir() if p.is_dir() and not _is_hidden(p))
         queue = next_level
     inside = sorted(p.name for p in root.iterdir())[:10]
     raise DataError(
@@ -279,7 +275,8 @@ def scan_split(name: str, directory: Path, check_images: bool = True) -> Split:
             elif lower in SYSTEM_FILES or _is_hidden(path):
                 split.skipped.append((path, "rendszerfájl / rejtett fájl"))
             elif path.suffix.lower() not in IMAGE_EXTENSIONS:
-                split.skipped.append((path, f"nem képfájl ({path.suffix or 'kiterjesztés nélkül'})"))
+                kind = path.suffix or "kiterjesztés nélkül"
+                split.skipped.append((path, f"nem képfájl ({kind})"))
             elif check_images and (reason := check_image(path)):
                 split.broken.append((path, reason))
             else:
@@ -388,7 +385,8 @@ def split_files(
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     rng = np.random.default_rng(seed)
-    parts: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in ("train", "validation", "test")}
+    names = ("train", "validation", "test")
+    parts: dict[str, tuple[list[str], list[int]]] = {name: ([], []) for name in names}
     for label, class_name in enumerate(info.class_names):
         train = _subsample(info.train.files[class_name], max_per_class, rng)
         held_out = info.validation.files[class_name]
@@ -408,7 +406,10 @@ def split_files(
         ):
             parts[name][0].extend(str(p) for p in files)
             parts[name][1].extend([label] * len(files))
-    return {k: FileSplit(paths, np.asarray(labels, dtype="int32")) for k, (paths, labels) in parts.items()}
+    return {
+        name: FileSplit(paths, np.asarray(labels, dtype="int32"))
+        for name, (paths, labels) in parts.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,7 +471,9 @@ def make_dataset(
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
     ds = ds.batch(batch_size)
     if augment is not None:
-        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(
+            lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -535,7 +538,9 @@ def make_datasets(
         sizes = ", ".join(f"{k}: {len(v)}" for k, v in files.items())
         print(f"Felosztás fájlok szerint (seed={seed}): {sizes}")
     return Datasets(
-        train=make_dataset(files["train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed),
+        train=make_dataset(
+            files["train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed
+        ),
         validation=make_dataset(files["validation"], batch_size=batch_size),
         test=make_dataset(files["test"], batch_size=batch_size),
         files=files,

@@ -2,7 +2,8 @@
 and feature caching.
 
 Introduced in ``05_training_tensorboard.ipynb`` (run folders, logs, evaluation, saving) and
-``07_experiments.ipynb`` (feature caching). ``compile`` and ``fit`` themselves stay in the notebooks.
+``07_experiments.ipynb`` (feature caching).
+``compile`` and ``fit`` themselves stay in the notebooks.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def new_run_dir(name: str = "run", root: str | os.PathLike | None = None) -> Pat
     """
     if not name or any(ch in name for ch in '<>:"/\\|?*'):
         raise ValueError(
-            f"A futás neve ({name!r}) nem lehet üres, és nem tartalmazhat ilyen jeleket: <>:\"/\\|?*"
+            f'A futás neve ({name!r}) nem lehet üres, és nem tartalmazhat ilyen jeleket: <>:"/\\|?*'
         )
     root = Path(root) if root is not None else config.LOGS_ROOT
     for parent in [root, *root.parents]:
@@ -216,20 +217,6 @@ def extract_features(front, dataset) -> tuple[list[np.ndarray], np.ndarray]:
     return features, np.concatenate(labels)
 
 
-def feature_dataset(features, labels, *, batch_size: int = 32, shuffle: bool = False, seed: int = config.SEED):
-    """Wrap cached features and labels in a batched ``tf.data.Dataset`` for ``fit``.
-
-    Introduced in ``07_experiments.ipynb``.
-    """
-    import tensorflow as tf
-
-    inputs = tuple(features) if len(features) > 1 else features[0]
-    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 def quick_classifier(datasets, *, epochs: int = 3, cut: str = backbone.CUT_LAYER, verbose: int = 0):
     """Train the series' classifier fast on cached features (no augmentation) and return it.
 
@@ -253,10 +240,16 @@ def quick_classifier(datasets, *, epochs: int = 3, cut: str = backbone.CUT_LAYER
     plain_train = data.make_dataset(datasets.files["train"], batch_size=32)
     train_x, train_y = extract_features(front, plain_train)
     val_x, val_y = extract_features(front, datasets.validation)
-    tail.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", metrics=["accuracy"])
+    tail.compile(
+        optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", metrics=["accuracy"]
+    )
+    # NumPy arrays straight into fit: Keras slices them per batch without copying them into a graph.
     tail.fit(
-        feature_dataset(train_x, train_y, shuffle=True),
-        validation_data=feature_dataset(val_x, val_y),
+        train_x,
+        train_y,
+        batch_size=32,
+        shuffle=True,
+        validation_data=(val_x, val_y),
         epochs=epochs,
         verbose=verbose,
     )

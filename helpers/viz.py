@@ -89,11 +89,13 @@ def plot_learning_curves(scalars: dict[str, dict[str, list[float]]], *, title: s
     """
     labels = {"train": "tanító", "validation": "validációs"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, (tag, name) in zip(axes, [("epoch_loss", "veszteség"), ("epoch_accuracy", "pontosság")], strict=True):
+    panels = [("epoch_loss", "veszteség"), ("epoch_accuracy", "pontosság")]
+    for ax, (tag, name) in zip(axes, panels, strict=True):
         for split, tags in scalars.items():
             if tag in tags:
                 values = tags[tag]
-                ax.plot(range(1, len(values) + 1), values, marker="o", label=labels.get(split, split))
+                epochs = range(1, len(values) + 1)
+                ax.plot(epochs, values, marker="o", label=labels.get(split, split))
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.grid(alpha=0.3)
@@ -116,7 +118,9 @@ def history_to_scalars(history: dict[str, list[float]]) -> dict[str, dict[str, l
     return out
 
 
-def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], *, title: str = "Tévesztési mátrix"):
+def plot_confusion(
+    matrix: np.ndarray, class_names: Sequence[str], *, title: str = "Tévesztési mátrix"
+):
     """Draw a 2x2 (or NxN) confusion matrix with counts in the cells.
 
     Introduced in ``05_training_tensorboard.ipynb``. Rows are true classes, columns predictions.
