@@ -78,7 +78,7 @@ def load_backbone(weights: str | None = "imagenet", input_tensor=None):
 def layer_index(model, name: str) -> int:
     """Return the index of the layer called ``name`` in ``model.layers``.
 
-    Introduced in ``03_layer_freezing.ipynb``.
+    Introduced in ``02_backbone_inspection.ipynb``.
 
     Raises:
         ValueError: No such layer; the message suggests the closest names.
