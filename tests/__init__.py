@@ -1,0 +1,1 @@
+"""Unit tests of the helpers package and static checks of the notebooks."""
