@@ -216,6 +216,7 @@ def split_at(model, layer_name: str = CUT_LAYER):
                 producer = tensor._keras_history.operation
                 if id(producer) not in later and all(tensor is not t for t in frontier):
                     frontier.append(tensor)
-    front = keras.Model(model.inputs, frontier, name=f"{model.name}_front")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    front = keras.Model(inputs, frontier, name=f"{model.name}_front")
     tail = keras.Model(frontier, model.outputs, name=f"{model.name}_tail")
     return front, tail

@@ -21,6 +21,7 @@ model as float32 RGB 224x224 with values 0..255; MobileNetV2's preprocessing liv
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ ARCHIVE_NAME = "cats_and_dogs_filtered.zip"
 TRAIN_NAMES = ("train", "training_set")
 VALIDATION_NAMES = ("validation", "test_set")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+#: Formats that ``tf.io.decode_image`` decodes (Pillow reads more, e.g. TIFF).
+TF_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP")
 #: Operating-system clutter that is skipped silently apart from a note.
 SYSTEM_FILES = (".ds_store", "thumbs.db", "desktop.ini")
 
@@ -189,6 +192,9 @@ def download_dataset(origin: str = DATASET_URL) -> Path:
     import keras
 
     config.DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    archive = config.DATA_ROOT / ARCHIVE_NAME
+    if archive.is_file() and not zipfile.is_zipfile(archive):
+        archive.unlink()  # cut short by an interrupted download: fetch it again
     try:
         path = keras.utils.get_file(
             fname=ARCHIVE_NAME,
@@ -234,6 +240,8 @@ def check_image(path: Path) -> str | None:
     try:
         with Image.open(path) as img:
             img.load()
+            if img.format not in TF_FORMATS:
+                return f"a TensorFlow nem tudja dekódolni ({img.format} formátum)"
             if img.width < 2 or img.height < 2:
                 return f"túl kicsi kép ({img.width}x{img.height})"
     except UnidentifiedImageError:

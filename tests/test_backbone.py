@@ -157,11 +157,6 @@ def test_split_at_reproduces_the_model(classifier, images, cut, shapes):
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper bug: split_at builds the front on model.inputs (a list), so front(batch) warns "
-    "'The structure of `inputs` doesn't match the expected structure' in every notebook",
-)
 def test_split_at_front_takes_a_plain_batch_without_warning(classifier, images):
     front, _ = backbone.split_at(classifier)
     with warnings.catch_warnings(record=True) as caught:

@@ -191,11 +191,6 @@ def test_load_images_stacks_float32(tiny_dataset):
     assert batch.mean(axis=(1, 2, 3)).max() < CLASS_RANGES["dogs"][0]  # dark cats
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper bug: check_image accepts files Pillow can read but tf.io.decode_image cannot "
-    "(e.g. a TIFF saved as .jpg); training then crashes mid-epoch instead of listing the file",
-)
 def test_every_accepted_file_decodes_in_tensorflow(tmp_path):
     train_dir, _ = write_tree(tmp_path)
     disguised = train_dir / "cats" / "scan.jpg"
@@ -341,11 +336,6 @@ def test_archive_with_wrong_layout_is_rejected(tmp_path, data_root):
         data.download_dataset(origin="file://" + str(archive))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper bug: an archive cut short by an interrupted download stays in data/ and is "
-    "never downloaded again, so every later call fails with 'folder does not exist'",
-)
 def test_interrupted_download_is_downloaded_again(tmp_path, data_root):
     archive = _write_archive(tmp_path / "server" / data.ARCHIVE_NAME)
     data_root.mkdir(parents=True)
