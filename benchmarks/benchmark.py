@@ -1,0 +1,400 @@
+"""The seed lecture's training recipe and the series' recipe, side by side, on one machine.
+
+Run it from the repository root (it is a measurement, not a test)::
+
+    python benchmarks/benchmark.py                    # lesson profile: all photos (~40 min)
+    python benchmarks/benchmark.py --profile smoke    # 20 photos per class, 1 epoch (< 2 min)
+    python benchmarks/benchmark.py --output benchmarks/results/lesson.md   # also write Markdown
+
+The parent process runs every recipe in a fresh child process (``--recipe NAME``), one after the
+other, on the same file split of the same photos; each child reports its numbers as JSON, so the
+peak memory (``ru_maxrss``) belongs to that recipe alone and no recipe profits from another's warm
+caches. The clock of a recipe starts after TensorFlow is imported and the network is built, right
+before the first photo is read, and stops after the test split is evaluated.
+
+Recipes:
+
+``seed``
+    The seed lecture reproduced as faithfully as Keras 3 allows: ``MobileNetV2(include_top=False)``
+    + ``GlobalAveragePooling2D`` + ``Dense(1, sigmoid)``, ``for layer in model.layers[:113]:
+    layer.trainable = False`` (so the BatchNorm layers after the cut stay trainable and normalise
+    with batch statistics during ``fit``, exactly as in Keras 2), pixels scaled by ``1/255`` (the
+    seed's ``ImageDataGenerator(rescale=1/255)``, although MobileNetV2 expects [-1, 1]),
+    ``compile(optimizer="adam")`` (learning rate 1e-3), batch size 8, 20 epochs, no augmentation,
+    every photo decoded and pushed through the whole network in every epoch. Only the Keras 2 APIs
+    that no longer exist are replaced: ``ImageDataGenerator`` + ``fit_generator`` -> a ``tf.data``
+    pipeline (decoding every epoch, no cache) + ``fit``.
+``head``
+    Calibration line: a logistic layer on the frozen, pooled ImageNet features (no fine-tuning),
+    features computed once.
+``series``
+    The series' recipe (notebook 07): features of the frozen front computed once (the 14x14x96
+    input of ``block_12``), then phase 1 = the logistic head on the pooled features, phase 2 =
+    fine-tuning from ``block_12_project`` (BatchNorm frozen) with Adam(1e-5), starting from the
+    phase-1 head. Both phases stop early on the validation loss and keep the best epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = ("seed", "head", "series")
+TITLES = {
+    "seed": "seed recipe (Keras 3 reproduction)",
+    "head": "head only (logistic layer on cached pooled features)",
+    "series": "series recipe (cached features: head, then fine-tuning)",
+}
+COLUMNS = (
+    "recipe",
+    "epochs",
+    "wall time (s)",
+    "images/s",
+    "time to seed's best val acc (s)",
+    "final val acc",
+    "test acc",
+    "peak RSS (MiB)",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Child side: one recipe
+# --------------------------------------------------------------------------------------------
+
+
+def _curve_callback(t0: float, curve: list, label: str):
+    import keras
+
+    class Curve(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            curve.append(
+                {
+                    "t": time.perf_counter() - t0,
+                    "val_accuracy": float(logs["val_accuracy"]),
+                    "label": f"{label} {epoch + 1}",
+                }
+            )
+
+    return Curve()
+
+
+def _peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB else
+
+
+def run_seed(files, args) -> dict:
+    """The seed lecture's recipe; see the module docstring."""
+    import keras
+
+    from helpers import backbone, data
+
+    base = backbone.load_backbone("imagenet")
+    x = keras.layers.GlobalAveragePooling2D()(base.output)
+    out = keras.layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(base.input, out)
+    for layer in model.layers[:113]:
+        layer.trainable = False
+    assert model.layers[113].name == "block_12_project"
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+
+    def pipeline(split, shuffle):
+        ds = data.make_dataset(files[split], batch_size=8, shuffle=shuffle, cache=False)
+        return ds.map(lambda x, y: (x / 255.0, y))  # ImageDataGenerator(rescale=1/255)
+
+    curve: list = []
+    t0 = time.perf_counter()
+    history = model.fit(
+        pipeline("train", True),
+        validation_data=pipeline("validation", False),
+        epochs=args.epochs,
+        callbacks=[_curve_callback(t0, curve, "epoch")],
+        verbose=args.verbose,
+    )
+    _, test_accuracy = model.evaluate(pipeline("test", False), verbose=0)
+    wall = time.perf_counter() - t0
+    return {
+        "epochs": str(args.epochs),
+        "epoch_count": args.epochs,
+        "wall_s": wall,
+        "caching_s": 0.0,
+        "curve": curve,
+        "val_accuracy": float(history.history["val_accuracy"][-1]),
+        "test_accuracy": float(test_accuracy),
+    }
+
+
+def _early_stopping(patience: int):
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True
+    )
+
+
+def run_head(files, args) -> dict:
+    """A logistic layer on cached pooled ImageNet features (no fine-tuning)."""
+    from helpers import backbone, training
+
+    model = backbone.build_classifier(cut="dog_probability")
+    curve: list = []
+    t0 = time.perf_counter()
+    cache = training.cache_features(model, files, at="dog_probability", verbose=False)
+    caching = time.perf_counter() - t0
+    run = training.train_cached(
+        cache,
+        epochs=args.head_epochs,
+        learning_rate=1e-3,
+        callbacks=[_curve_callback(t0, curve, "epoch"), _early_stopping(args.patience)],
+    )
+    result = {
+        "val_accuracy": training.evaluate_cached(cache, "validation").accuracy,
+        "test_accuracy": training.evaluate_cached(cache, "test").accuracy,
+    }
+    epochs = len(run.epoch_seconds)
+    return {
+        **result,
+        "epochs": f"{epochs}",
+        "epoch_count": epochs,
+        "wall_s": time.perf_counter() - t0,
+        "caching_s": caching,
+        "curve": curve,
+    }
+
+
+def run_series(files, args) -> dict:
+    """The series' recipe: cache once, train the head, then fine-tune from block_12_project."""
+    from helpers import backbone, training
+
+    model = backbone.build_classifier()  # [-1, 1] inside the model, BN frozen, cut block_12_project
+    curve: list = []
+    t0 = time.perf_counter()
+    # The 14x14x96 input of block_12 (7x smaller than the two tensors entering block_12_project);
+    # the frozen expansion of block_12 is recomputed cheaply in every epoch.
+    cache = training.cache_features(
+        model, files, at="block_12_expand", splits=("train", "validation"), verbose=False
+    )
+    backbone.freeze_up_to(model, "dog_probability")  # phase 1: only the head learns
+    pooled = cache.advance("dog_probability")
+    caching = time.perf_counter() - t0
+    phase1 = training.train_cached(
+        pooled,
+        epochs=args.head_epochs,
+        learning_rate=1e-3,
+        callbacks=[_curve_callback(t0, curve, "head epoch"), _early_stopping(args.patience)],
+    )
+    backbone.freeze_up_to(model, backbone.CUT_LAYER)  # phase 2: block_12_project onwards learns
+    phase2 = training.train_cached(
+        cache,
+        epochs=args.finetune_epochs,
+        learning_rate=args.finetune_lr,
+        callbacks=[_curve_callback(t0, curve, "fine-tune epoch"), _early_stopping(args.patience)],
+    )
+    val_accuracy = training.evaluate_cached(cache, "validation").accuracy
+    t_test = time.perf_counter()
+    test = training.cache_features(
+        model, files, at="block_12_expand", splits=("test",), verbose=False
+    )
+    caching += time.perf_counter() - t_test
+    test_accuracy = training.evaluate_cached(test, "test").accuracy
+    e1, e2 = len(phase1.epoch_seconds), len(phase2.epoch_seconds)
+    return {
+        "epochs": f"{e1} + {e2}",
+        "epoch_count": e1 + e2,
+        "wall_s": time.perf_counter() - t0,
+        "caching_s": caching,
+        "curve": curve,
+        "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy,
+    }
+
+
+def run_recipe(name: str, args) -> dict:
+    """Run one recipe in this process and return its measurements."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from helpers import config, data
+
+    config.seed_everything()
+    info = data.inspect_dataset(verbose=False)
+    files = data.split_files(info, max_per_class=args.max_per_class)
+    result = {"seed": run_seed, "head": run_head, "series": run_series}[name](files, args)
+    n_train = len(files["train"])
+    result.update(
+        recipe=name,
+        n_train=n_train,
+        n_validation=len(files["validation"]),
+        n_test=len(files["test"]),
+        images_per_s=n_train * result["epoch_count"] / result["wall_s"],
+        peak_rss_mib=_peak_rss_mib(),
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Parent side: run every recipe in a child, then the table
+# --------------------------------------------------------------------------------------------
+
+
+def time_to_reach(curve: list[dict], target: float) -> float | None:
+    """Seconds until the validation accuracy first reached ``target`` (None: never)."""
+    for point in curve:
+        if point["val_accuracy"] >= target - 1e-6:
+            return point["t"]
+    return None
+
+
+def make_table(results: list[dict]) -> tuple[list[list[str]], dict]:
+    """Rows of the table and the summary numbers (seed's best, speed-up)."""
+    seed = next(r for r in results if r["recipe"] == "seed")
+    seed_best = max(p["val_accuracy"] for p in seed["curve"])
+    reach = {r["recipe"]: time_to_reach(r["curve"], seed_best) for r in results}
+    rows = []
+    for r in results:
+        t = reach[r["recipe"]]
+        rows.append(
+            [
+                TITLES[r["recipe"]],
+                r["epochs"],
+                f"{r['wall_s']:.0f}",
+                f"{r['images_per_s']:.0f}",
+                "not reached" if t is None else f"{t:.0f}",
+                f"{r['val_accuracy']:.4f}",
+                f"{r['test_accuracy']:.4f}",
+                f"{r['peak_rss_mib']:.0f}",
+            ]
+        )
+    summary = {"seed_best_val_accuracy": seed_best, "time_to_seed_best_s": reach}
+    if reach.get("series") and reach.get("seed"):
+        summary["series_speedup"] = reach["seed"] / reach["series"]
+    return rows, summary
+
+
+def markdown(rows: list[list[str]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(COLUMNS), sep, *(line(r) for r in rows)])
+
+
+def describe_run(results: list[dict], summary: dict, args, load: tuple, seconds: float) -> str:
+    r0 = results[0]
+    lines = [
+        f"Profile {args.profile}: {r0['n_train']} training, {r0['n_validation']} validation and "
+        f"{r0['n_test']} test photos (file-level split, seed 42); {os.cpu_count()} CPU cores; "
+        f"load average before/after: {load[0]:.2f} / {load[1]:.2f}; "
+        f"whole benchmark {seconds:.0f} s.",
+        f"Seed recipe's best validation accuracy: {summary['seed_best_val_accuracy']:.4f}.",
+    ]
+    if "series_speedup" in summary:
+        lines.append(
+            f"The series recipe reached it {summary['series_speedup']:.1f}x sooner than the seed "
+            "recipe."
+        )
+    caching = ", ".join(
+        f"{r['recipe']} {r['caching_s']:.0f} s" for r in results if r["caching_s"] > 0
+    )
+    lines += [
+        f"Wall time includes reading the photos and computing cached features ({caching}).",
+        "images/s = training photos x epochs / wall time. Peak RSS is per recipe (each runs in its"
+        " own process) and includes TensorFlow itself.",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--profile",
+        choices=("lesson", "smoke"),
+        default=None,
+        help="lesson: all photos; smoke: 20 photos per class (default: $TL_PROFILE or lesson)",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="seed recipe epochs (20)")
+    parser.add_argument("--head-epochs", type=int, default=None, help="max head epochs (50)")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="max fine-tune (10)")
+    parser.add_argument("--finetune-lr", type=float, default=1e-5)
+    parser.add_argument("--patience", type=int, default=3, help="early stopping patience")
+    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated subset")
+    parser.add_argument("--output", type=Path, help="also write the table as Markdown here")
+    parser.add_argument("--json", type=Path, help="also write all measurements as JSON here")
+    parser.add_argument("--verbose", type=int, default=0, help="Keras verbosity in the children")
+    parser.add_argument("--recipe", choices=RECIPES, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.profile is None:
+        args.profile = os.environ.get("TL_PROFILE", "lesson").strip().lower() or "lesson"
+    smoke = args.profile == "smoke"
+    defaults = {"epochs": (20, 1), "head_epochs": (50, 3), "finetune_epochs": (10, 1)}
+    for key, (lesson, smoke_value) in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, smoke_value if smoke else lesson)
+    args.max_per_class = 20 if smoke else None
+    return args
+
+
+def child_command(name: str, args, result: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        f"--profile={args.profile}",
+        f"--epochs={args.epochs}",
+        f"--head-epochs={args.head_epochs}",
+        f"--finetune-epochs={args.finetune_epochs}",
+        f"--finetune-lr={args.finetune_lr}",
+        f"--patience={args.patience}",
+        f"--verbose={args.verbose}",
+        f"--recipe={name}",
+        f"--result={result}",
+    ]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ["TL_PROFILE"] = args.profile
+    if args.recipe:  # child
+        result = run_recipe(args.recipe, args)
+        args.result.write_text(json.dumps(result, indent=1))
+        return 0
+    names = [n.strip() for n in args.recipes.split(",") if n.strip()]
+    unknown = set(names) - set(RECIPES)
+    if unknown or "seed" not in names:
+        sys.exit(f"--recipes must name 'seed' and may add {RECIPES[1:]}; unknown: {unknown}")
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            print(f"== {TITLES[name]} ...", flush=True)
+            path = Path(tmp) / f"{name}.json"
+            subprocess.run(child_command(name, args, path), check=True, cwd=REPO)
+            results.append(json.loads(path.read_text()))
+            print(f"   done in {results[-1]['wall_s']:.0f} s", flush=True)
+    seconds = time.perf_counter() - start
+    rows, summary = make_table(results)
+    text = (
+        markdown(rows)
+        + "\n\n"
+        + describe_run(results, summary, args, (load_before, os.getloadavg()[0]), seconds)
+    )
+    print("\n" + text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": results, "summary": summary}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Feature caching (helpers.training, notebook 07) and the benchmark command.
+
+The helper tests use the tiny generated photo folder and the ImageNet weights from the Keras
+cache; the benchmark test runs ``benchmarks/benchmark.py --profile smoke`` on the real photos
+(``TL_DATA_DIR``) in a subprocess and checks the table it prints — a behaviour test, no timing
+assertions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import backbone, config, data, training
+
+REPO = Path(__file__).resolve().parent.parent
+BENCHMARK = REPO / "benchmarks" / "benchmark.py"
+
+
+def _load_benchmark_module():
+    spec = importlib.util.spec_from_file_location("benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def files(tiny_dataset):
+    return data.make_datasets(tiny_dataset, batch_size=4, verbose=False).files
+
+
+@pytest.fixture(scope="module")
+def model():
+    config.seed_everything()
+    return backbone.build_classifier()
+
+
+@pytest.fixture(scope="module")
+def cache(model, files):
+    return training.cache_features(model, files, at="block_12_expand", verbose=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Exactness
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("at", ["block_12_project", "block_12_expand"])
+def test_cache_error_is_float32_noise(model, files, at):
+    images = data.load_images(files["train"].paths[:6])
+    assert training.cache_error(model, images, at=at) < 1e-5
+
+
+def test_cached_predictions_equal_full_model_predictions(model, files, cache):
+    for split in ("train", "validation", "test"):
+        full = training.evaluate(model, data.make_dataset(files[split], batch_size=4))
+        cached = training.evaluate_cached(cache, split)
+        np.testing.assert_array_equal(cached.labels, full.labels)
+        np.testing.assert_allclose(cached.probabilities, full.probabilities, atol=1e-5)
+
+
+def test_float16_storage_halves_memory_and_stays_close(model, files, cache):
+    half = training.cache_features(
+        model, files, at="block_12_expand", dtype="float16", verbose=False
+    )
+    assert half.features["train"][0].dtype == np.float16
+    assert half.nbytes * 2 == cache.nbytes
+    p16 = training.evaluate_cached(half, "validation").probabilities
+    p32 = training.evaluate_cached(cache, "validation").probabilities
+    np.testing.assert_allclose(p16, p32, atol=1e-3)
+    images = data.load_images(files["train"].paths[:4])
+    assert training.cache_error(model, images, at="block_12_expand", dtype="float16") < 1e-3
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes and labels
+# --------------------------------------------------------------------------------------------
+
+
+def test_feature_shapes_and_labels(files, cache):
+    for split, file_split in files.items():
+        n = len(file_split)
+        assert cache.shapes()[split] == [(n, 14, 14, 96)]
+        np.testing.assert_array_equal(cache.labels[split], file_split.labels)
+    assert cache.nbytes == sum(len(f) for f in files.values()) * 14 * 14 * 96 * 4
+    assert cache.seconds > 0
+
+
+def test_cache_at_the_cut_has_two_inputs(model, files):
+    two = training.cache_features(
+        model, files, at=backbone.CUT_LAYER, splits=("validation",), verbose=False
+    )
+    n = len(files["validation"])
+    assert two.shapes() == {"validation": [(n, 14, 14, 576), (n, 14, 14, 96)]}
+    assert len(two.tail.inputs) == 2
+
+
+def test_advance_gives_the_same_features_as_a_direct_cache(model, files, cache):
+    advanced = cache.advance(backbone.CUT_LAYER)
+    direct = training.cache_features(model, files, at=backbone.CUT_LAYER, verbose=False)
+    for split in files:
+        for a, b in zip(advanced.features[split], direct.features[split], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_advance_to_the_head_gives_pooled_features(files):
+    model = backbone.build_classifier(cut="dog_probability")
+    cache = training.cache_features(model, files, at="block_12_expand", verbose=False)
+    pooled = cache.advance("dog_probability")
+    assert pooled.shapes()["train"] == [(len(files["train"]), 1280)]
+    assert [layer.name for layer in pooled.tail.layers][-1] == "dog_probability"
+    full = training.evaluate(model, data.make_dataset(files["test"], batch_size=4))
+    np.testing.assert_allclose(
+        training.evaluate_cached(pooled, "test").probabilities, full.probabilities, atol=1e-5
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Refusals: augmentation and layers that still learn
+# --------------------------------------------------------------------------------------------
+
+
+def test_augmentation_of_the_training_pipeline_is_not_used(tiny_dataset, model):
+    augmented = data.make_datasets(
+        tiny_dataset, batch_size=4, augment=data.augmentation(), verbose=False
+    )
+    first = training.cache_features(model, augmented, at="block_12_expand", verbose=False)
+    again = training.cache_features(model, augmented, at="block_12_expand", verbose=False)
+    np.testing.assert_array_equal(first.features["train"][0], again.features["train"][0])
+    front, _ = backbone.split_at(model, "block_12_expand")
+    # The pipelines store decoded photos as uint8, hence the rounding.
+    photos = np.round(data.load_images(augmented.files["train"].paths))
+    plain = np.asarray(front(photos))
+    np.testing.assert_allclose(first.features["train"][0], plain, atol=1e-4)
+
+
+def test_refuses_to_cache_before_layers_that_learn(files):
+    model = backbone.build_classifier(cut=None)  # everything trainable
+    assert "Conv1" in training.trainable_before(model, backbone.CUT_LAYER)
+    with pytest.raises(ValueError, match="Conv1"):
+        training.cache_features(model, files, verbose=False)
+
+
+def test_refuses_to_advance_past_trainable_layers(cache):
+    assert training.trainable_before(cache.model, "dog_probability")[0] == "block_12_project"
+    with pytest.raises(ValueError, match="block_12_project"):
+        cache.advance("dog_probability")
+
+
+def test_the_series_model_is_cacheable_at_the_cut():
+    model = backbone.build_classifier()
+    assert training.trainable_before(model, backbone.CUT_LAYER) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Training on the cache trains the model itself
+# --------------------------------------------------------------------------------------------
+
+
+def test_training_the_tail_trains_the_models_own_layers(files):
+    config.seed_everything()
+    model = backbone.build_classifier()
+    cache = training.cache_features(model, files, at="block_12_expand", verbose=False)
+    before = backbone.snapshot(model)
+    run = training.train_cached(cache, epochs=2, learning_rate=1e-3, batch_size=4)
+    after = backbone.snapshot(model)
+    assert len(run.epoch_seconds) == 2 and run.seconds > 0
+    assert set(run.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    moved = backbone.changed(before, after)
+    cut = backbone.layer_index(model, backbone.CUT_LAYER)
+    learning = {w.path for layer in model.layers[cut:] for w in layer.trainable_weights}
+    assert set(moved) == learning  # every trainable weight moved, nothing else did
+    assert any("block_16_project" in path for path in moved)
+    # The cache is still exact for the trained model (the frozen front did not change).
+    full = training.evaluate(model, data.make_dataset(files["validation"], batch_size=4))
+    np.testing.assert_allclose(
+        training.evaluate_cached(cache, "validation").probabilities, full.probabilities, atol=1e-5
+    )
+
+
+def test_train_cached_without_validation(cache):
+    run = training.train_cached(cache, epochs=1, validation=None, batch_size=8)
+    assert "val_loss" not in run.history and len(run.history["loss"]) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark: table logic, then the real command in the smoke profile
+# --------------------------------------------------------------------------------------------
+
+
+def _fake(recipe, curve, **extra):
+    base = {
+        "recipe": recipe,
+        "epochs": "2",
+        "epoch_count": 2,
+        "wall_s": 10.0,
+        "caching_s": 0.0,
+        "images_per_s": 4.0,
+        "val_accuracy": curve[-1],
+        "test_accuracy": 0.5,
+        "peak_rss_mib": 100.0,
+        "n_train": 20,
+        "n_validation": 10,
+        "n_test": 10,
+        "curve": [{"t": 10.0 * (i + 1), "val_accuracy": v} for i, v in enumerate(curve)],
+    }
+    return {**base, **extra}
+
+
+def test_table_uses_the_seed_recipes_best_validation_accuracy():
+    bench = _load_benchmark_module()
+    results = [
+        _fake("seed", [0.6, 0.9, 0.8]),
+        _fake("head", [0.7, 0.8]),
+        _fake("series", [0.85, 0.95]),
+    ]
+    rows, summary = bench.make_table(results)
+    assert summary["seed_best_val_accuracy"] == pytest.approx(0.9)
+    assert summary["time_to_seed_best_s"] == {"seed": 20.0, "head": None, "series": 20.0}
+    assert summary["series_speedup"] == pytest.approx(1.0)
+    assert [len(r) for r in rows] == [len(bench.COLUMNS)] * 3
+    assert rows[1][4] == "not reached"
+    table = bench.markdown(rows).splitlines()
+    assert table[0].startswith("| recipe") and len(table) == 2 + len(rows)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TL_DATA_DIR"), reason="TL_DATA_DIR is not set: the benchmark reads photos"
+)
+def test_benchmark_command_in_smoke_profile(tmp_path):
+    bench = _load_benchmark_module()
+    output, measurements = tmp_path / "table.md", tmp_path / "results.json"
+    env = {**os.environ, "TL_PROFILE": "smoke"}
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--output", str(output), "--json", str(measurements)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = output.read_text().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == list(bench.COLUMNS)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:5]]
+    assert [r[0] for r in rows] == [bench.TITLES[name] for name in bench.RECIPES]
+    for row in rows:
+        assert len(row) == len(bench.COLUMNS)
+        assert 0.0 <= float(row[5]) <= 1.0 and 0.0 <= float(row[6]) <= 1.0
+        assert float(row[2]) > 0 and float(row[7]) > 0
+    assert lines[0] in result.stdout  # the same table is printed
+    saved = json.loads(measurements.read_text())
+    assert {r["recipe"] for r in saved["results"]} == set(bench.RECIPES)
+    assert all(r["n_train"] == 40 for r in saved["results"])  # smoke: 20 photos per class
