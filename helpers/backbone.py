@@ -190,33 +190,44 @@ def changed(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> list
     return [k for k in before if not np.array_equal(before[k], after[k])]
 
 
-def split_at(model, layer_name: str = CUT_LAYER):
-    """Split a flat model into a frozen front part and a trainable tail, sharing the layers.
+def frontier(model, layer_name: str = CUT_LAYER) -> list:
+    """Return the tensors of ``model``'s graph that cross the cut before ``layer_name``.
 
-    Introduced in ``07_experiments.ipynb`` (feature caching). The front maps images to every
-    tensor that crosses the cut (for ``block_12_project`` that is the depthwise output *and* the
-    residual branch from ``block_11_add``); the tail maps those tensors to the model's output.
-    ``tail(front(x))`` equals ``model(x)``, and training ``tail`` trains the model's own layers.
-
-    Returns:
-        ``(front, tail)`` as ``keras.Model`` objects.
+    Introduced in ``07_experiments.ipynb`` (feature caching). These are the outputs of earlier
+    layers that ``model.layers[cut:]`` consume: for ``block_12_project`` the depthwise output *and*
+    the residual branch from ``block_11_add``.
     """
-    import keras
-
     cut = layer_index(model, layer_name)
     later = {id(layer) for layer in model.layers[cut:]}
     # Only this model's own nodes: building sub-models adds nodes to the shared layers.
     own_nodes = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
-    frontier = []
+    crossing: list = []
     for layer in model.layers[cut:]:
         for node in layer._inbound_nodes:
             if id(node) not in own_nodes:
                 continue
             for tensor in node.input_tensors:
                 producer = tensor._keras_history.operation
-                if id(producer) not in later and all(tensor is not t for t in frontier):
-                    frontier.append(tensor)
+                if id(producer) not in later and all(tensor is not t for t in crossing):
+                    crossing.append(tensor)
+    return crossing
+
+
+def split_at(model, layer_name: str = CUT_LAYER):
+    """Split a flat model into a frozen front part and a trainable tail, sharing the layers.
+
+    Introduced in ``07_experiments.ipynb`` (feature caching). The front maps images to the
+    tensors that cross the cut (:func:`frontier`); the tail maps those tensors to the model's
+    output. ``tail(front(x))`` equals ``model(x)``, and training ``tail`` trains the model's own
+    layers.
+
+    Returns:
+        ``(front, tail)`` as ``keras.Model`` objects.
+    """
+    import keras
+
+    crossing = frontier(model, layer_name)
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    front = keras.Model(inputs, frontier, name=f"{model.name}_front")
-    tail = keras.Model(frontier, model.outputs, name=f"{model.name}_tail")
+    front = keras.Model(inputs, crossing, name=f"{model.name}_front")
+    tail = keras.Model(crossing, model.outputs, name=f"{model.name}_tail")
     return front, tail
