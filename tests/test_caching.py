@@ -122,6 +122,30 @@ def test_advance_to_the_head_gives_pooled_features(files):
     )
 
 
+def test_subset_selects_rows_of_one_split(cache):
+    small = cache.subset([0, 2, 3])
+    assert small.shapes()["train"] == [(3, 14, 14, 96)]
+    np.testing.assert_array_equal(small.features["train"][0][1], cache.features["train"][0][2])
+    np.testing.assert_array_equal(small.labels["train"], cache.labels["train"][[0, 2, 3]])
+    assert small.features["validation"] is cache.features["validation"]
+    assert small.tail is cache.tail
+
+
+def test_transform_is_applied_before_the_front(model, files):
+    black = training.cache_features(
+        model,
+        files,
+        at="block_12_expand",
+        splits=("test",),
+        transform=lambda x: x * 0.0,
+        verbose=False,
+    )
+    front, _ = backbone.split_at(model, "block_12_expand")
+    expected = np.asarray(front(np.zeros((1, 224, 224, 3), dtype="float32")))
+    for row in black.features["test"][0]:
+        np.testing.assert_allclose(row, expected[0], atol=1e-4)  # batch-size float noise
+
+
 # --------------------------------------------------------------------------------------------
 # Refusals: augmentation and layers that still learn
 # --------------------------------------------------------------------------------------------
