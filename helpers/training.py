@@ -258,27 +258,6 @@ def quick_classifier(datasets, *, epochs: int = 3, cut: str = backbone.CUT_LAYER
     return model
 
 
-def _frontier(model, layer_name: str) -> list:
-    """Tensors of ``model``'s own graph that enter ``model.layers[cut:]`` from earlier layers.
-
-    The same rule as :func:`helpers.backbone.split_at`, kept here so that caches at two different
-    points of one model can be connected (:meth:`FeatureCache.advance`).
-    """
-    cut = backbone.layer_index(model, layer_name)
-    later = {id(layer) for layer in model.layers[cut:]}
-    own_nodes = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
-    frontier: list = []
-    for layer in model.layers[cut:]:
-        for node in layer._inbound_nodes:
-            if id(node) not in own_nodes:
-                continue
-            for tensor in node.input_tensors:
-                producer = tensor._keras_history.operation
-                if id(producer) not in later and all(tensor is not t for t in frontier):
-                    frontier.append(tensor)
-    return frontier
-
-
 def trainable_before(model, layer_name: str) -> list[str]:
     """Return the names of the layers before ``layer_name`` that still have trainable weights.
 
@@ -364,7 +343,7 @@ class FeatureCache:
 
         _require_frozen(self.model, at)
         start = time.perf_counter()
-        old, new = _frontier(self.model, self.at), _frontier(self.model, at)
+        old, new = backbone.frontier(self.model, self.at), backbone.frontier(self.model, at)
         # A tensor that crosses both cuts (a residual branch) is copied, not recomputed.
         kept = [next((i for i, t in enumerate(old) if t is n), None) for n in new]
         computed = [n for n, k in zip(new, kept, strict=True) if k is None]
