@@ -2,7 +2,7 @@
 
 Run it from the repository root (it is a measurement, not a test)::
 
-    python benchmarks/benchmark.py                    # lesson profile: all photos (~40 min)
+    python benchmarks/benchmark.py                    # lesson profile: all photos (~20 min)
     python benchmarks/benchmark.py --profile smoke    # 20 photos per class, 1 epoch (< 2 min)
     python benchmarks/benchmark.py --output benchmarks/results/lesson.md   # also write Markdown
 
