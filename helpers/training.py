@@ -146,7 +146,8 @@ def evaluate(model, dataset) -> Evaluation:
     """
     labels, probs = [], []
     for x, y in dataset:
-        probs.append(np.asarray(model(x, training=False)).reshape(-1))
+        # predict_on_batch runs the compiled graph: far less memory than an eager model(x) call
+        probs.append(np.asarray(model.predict_on_batch(x)).reshape(-1))
         labels.append(np.asarray(y).reshape(-1))
     return Evaluation(np.concatenate(labels).astype("int32"), np.concatenate(probs))
 
@@ -211,7 +212,7 @@ def extract_features(front, dataset) -> tuple[list[np.ndarray], np.ndarray]:
     chunks: list[list[np.ndarray]] = []
     labels = []
     for x, y in dataset:
-        out = front(x, training=False)
+        out = front.predict_on_batch(x)  # compiled graph: far less memory than eager front(x)
         out = out if isinstance(out, (list, tuple)) else [out]
         chunks.append([np.asarray(o) for o in out])
         labels.append(np.asarray(y))
