@@ -53,7 +53,7 @@ def show_images(
         raise ValueError("Nincs megjeleníthető kép (üres lista).")
     cols = max(1, min(cols, n))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.08), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.2), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
