@@ -200,62 +200,25 @@ def load_classifier(path: str | os.PathLike = CLASSIFIER_PATH):
 # --------------------------------------------------------------------------------------------
 
 
-def extract_features(front, dataset) -> tuple[list[np.ndarray], np.ndarray]:
-    """Run the frozen front part once over a dataset and keep its outputs in memory.
-
-    Introduced in ``07_experiments.ipynb``. Exact as long as the front is frozen (BatchNorm
-    included) and the dataset is not randomly augmented.
-
-    Returns:
-        ``(features, labels)``: one array per front output, and the labels.
-    """
-    chunks: list[list[np.ndarray]] = []
-    labels = []
-    for x, y in dataset:
-        out = front.predict_on_batch(x)  # compiled graph: far less memory than eager front(x)
-        out = out if isinstance(out, (list, tuple)) else [out]
-        chunks.append([np.asarray(o) for o in out])
-        labels.append(np.asarray(y))
-    features = [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
-    return features, np.concatenate(labels)
-
-
 def quick_classifier(datasets, *, epochs: int = 3, cut: str = backbone.CUT_LAYER, verbose: int = 0):
     """Train the series' classifier fast on cached features (no augmentation) and return it.
 
     Introduced in ``06_what_the_network_sees.ipynb`` as the fallback when notebook 05's model is
-    missing. Same graph and freezing as notebook 05; only the frozen front is computed once.
+    missing. Same graph and freezing as notebook 05; only the frozen front is computed once
+    (:func:`cache_features`, :func:`train_cached`).
 
     Args:
-        datasets: A :class:`helpers.data.Datasets` (its un-augmented train/validation pipelines
-            are used).
+        datasets: A :class:`helpers.data.Datasets` (its train/validation file splits are used).
         epochs: Epochs over the cached features.
         cut: First trainable layer.
         verbose: Keras verbosity.
     """
-    import keras
-
-    from helpers import data
-
     config.seed_everything()
     model = backbone.build_classifier(cut=cut)
-    front, tail = backbone.split_at(model, cut)
-    plain_train = data.make_dataset(datasets.files["train"], batch_size=32)
-    train_x, train_y = extract_features(front, plain_train)
-    val_x, val_y = extract_features(front, datasets.validation)
-    tail.compile(
-        optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", metrics=["accuracy"]
+    cache = cache_features(
+        model, datasets.files, at=cut, splits=("train", "validation"), verbose=bool(verbose)
     )
-    # NumPy arrays straight into fit: Keras slices them per batch without copying them into a graph.
-    tail.fit(
-        train_x,
-        train_y,
-        batch_size=32,
-        shuffle=True,
-        validation_data=(val_x, val_y),
-        epochs=epochs,
-        verbose=verbose,
-    )
+    train_cached(cache, epochs=epochs, learning_rate=1e-4, verbose=verbose)
     return model
 
 

@@ -230,25 +230,3 @@ def test_load_classifier_missing_file_points_to_notebook_05(tmp_path):
         training.load_classifier(missing)
     assert "05_training_tensorboard" in str(excinfo.value)
     assert str(missing) in str(excinfo.value)
-
-
-# --------------------------------------------------------------------------------------------
-# Feature caching
-# --------------------------------------------------------------------------------------------
-
-
-def test_extract_features_shapes_and_label_order():
-    inputs = keras.Input((4,))
-    front = keras.Model(inputs, [keras.layers.Dense(3)(inputs), keras.layers.Dense(5)(inputs)])
-    x = np.random.default_rng(2).normal(size=(7, 4)).astype("float32")
-    y = np.array([1, 0, 0, 1, 1, 0, 1], dtype="int32")
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
-    features, labels = training.extract_features(front, dataset)
-    assert [f.shape for f in features] == [(7, 3), (7, 5)]
-    np.testing.assert_array_equal(labels, y)
-    for got, expected in zip(features, front.predict(x, verbose=0), strict=True):
-        np.testing.assert_allclose(got, expected, atol=1e-6)
-
-    single = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    features, labels = training.extract_features(single, dataset)
-    assert len(features) == 1 and features[0].shape == (7, 2)
