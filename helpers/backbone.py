@@ -10,6 +10,7 @@ the tests, so every notebook builds exactly the same classifier.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,27 +41,36 @@ def weights_path() -> Path:
     return config.keras_cache_dir() / WEIGHTS_FILE
 
 
-def load_backbone(weights: str | None = "imagenet", input_tensor=None):
-    """Load ``MobileNetV2(include_top=False)`` at 224x224, through the standard Keras cache.
+def load_backbone(
+    weights: str | None = "imagenet", input_tensor=None, image_size: int | None = 224
+):
+    """Load ``MobileNetV2(include_top=False)`` through the standard Keras cache.
 
     Introduced in ``02_backbone_inspection.ipynb``.
 
     Args:
         weights: ``"imagenet"`` for the pretrained weights, ``None`` for random initialisation.
         input_tensor: Optional Keras tensor to build the network on (keeps the graph flat).
+        image_size: Side length of the input (``None``: any size). The ImageNet file is the
+            224x224 one either way: a convolutional network's weights do not depend on the size.
 
     Returns:
-        The backbone as a ``keras.Model`` (no pooling, output ``out_relu`` of shape 7x7x1280).
+        The backbone as a ``keras.Model`` (no pooling, output ``out_relu``, 7x7x1280 at 224 px).
 
     Raises:
         WeightsError: The weights are neither in the cache nor downloadable (for example offline).
     """
+    import warnings
+
     import keras
 
+    shape = (image_size, image_size, 3)
     try:
-        return keras.applications.MobileNetV2(
-            input_shape=INPUT_SHAPE, input_tensor=input_tensor, include_top=False, weights=weights
-        )
+        with warnings.catch_warnings():  # any size: "input_shape is undefined ... 224 loaded"
+            warnings.simplefilter("ignore", UserWarning)
+            return keras.applications.MobileNetV2(
+                input_shape=shape, input_tensor=input_tensor, include_top=False, weights=weights
+            )
     except Exception as exc:
         if weights != "imagenet":
             raise
@@ -73,6 +83,37 @@ def load_backbone(weights: str | None = "imagenet", input_tensor=None):
             f"a {target.parent} mappába; vagy (3) állítsd a KERAS_HOME környezeti változót egy "
             "írható mappára, amelynek models/ almappájában ott a fájl (a keras importálása előtt)."
         ) from None
+
+
+def _flat_mobilenet(weights: str | None, image_size: int | None):
+    """``image`` (raw RGB 0..255) -> ``Rescaling`` "preprocess" -> every MobileNetV2 layer."""
+    import keras
+
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
+    base = load_backbone(weights, input_tensor=x, image_size=image_size)
+    return inputs, base.output
+
+
+def build_features(weights: str | None = "imagenet", image_size: int | None = None):
+    """MobileNetV2 without a head as one flat graph on raw RGB 0..255 input, ``image -> out_relu``.
+
+    Introduced in ``06_what_the_network_sees.ipynb``. The same layers and layer names as
+    :func:`build_classifier` (input ``"image"``, ``Rescaling`` ``"preprocess"``, then every
+    MobileNetV2 layer); with ``image_size=None`` the input takes any size, so feature
+    visualisation can run on small 64-128 px images, which is much faster on a CPU.
+
+    Args:
+        weights: ``"imagenet"`` or ``None``.
+        image_size: Side length of the input, or ``None`` for any size.
+
+    Raises:
+        WeightsError: The weights file is neither cached nor downloadable.
+    """
+    import keras
+
+    inputs, outputs = _flat_mobilenet(weights, image_size)
+    return keras.Model(inputs, outputs, name="mobilenetv2_features")
 
 
 def layer_index(model, name: str) -> int:
@@ -135,10 +176,8 @@ def build_classifier(
     """
     import keras
 
-    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
-    base = load_backbone(weights, input_tensor=x)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    inputs, features = _flat_mobilenet(weights, config.IMAGE_SIZE)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="dog_probability")(x)
     model = keras.Model(inputs, outputs, name=name)
     if cut is not None:
@@ -166,6 +205,36 @@ def count_parameters(model) -> dict[str, int]:
         "trainable_layers": sum(1 for layer in with_weights if layer.trainable_weights),
         "frozen_layers": sum(1 for layer in with_weights if not layer.trainable_weights),
     }
+
+
+def freeze_table(model, candidates: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Layer and parameter counts for every candidate cut layer (see :func:`freeze_up_to`).
+
+    Introduced in ``06_what_the_network_sees.ipynb`` (the freeze explorer). The model's ``trainable`` flags are restored
+    afterwards.
+
+    Returns:
+        Cut layer name -> :func:`helpers.count_parameters` result.
+    """
+    saved = [layer.trainable for layer in model.layers]
+    try:
+        table = {}
+        for name in candidates:
+            freeze_up_to(model, name)
+            table[name] = count_parameters(model)
+        return table
+    finally:
+        for layer, flag in zip(model.layers, saved, strict=True):
+            layer.trainable = flag
+
+
+def freeze_candidates() -> list[str]:
+    """The cut layers offered by :func:`freeze_explorer`: ``Conv1``, the 16 ``block_N_project``
+    layers, ``Conv_1`` and ``dog_probability`` (head only).
+
+    Introduced in ``06_what_the_network_sees.ipynb``.
+    """
+    return ["Conv1", *[f"block_{n}_project" for n in range(1, 17)], "Conv_1", "dog_probability"]
 
 
 def snapshot(model, *, batchnorm_only: bool = False) -> dict[str, np.ndarray]:

@@ -157,51 +157,12 @@ def _model_input(model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
-def any_size_backbone(weights: str | None = "imagenet"):
-    """MobileNetV2 (``include_top=False``) as one flat graph on raw RGB 0..255 input of any size.
-
-    Introduced in ``06_what_the_network_sees.ipynb``. The same layers and layer names as
-    :func:`helpers.backbone.build_classifier` (input ``"image"``, ``Rescaling`` ``"preprocess"``,
-    then every MobileNetV2 layer), but the input is ``(None, None, 3)``: feature visualisation runs
-    on small 64-128 px images, which is much faster on a CPU. The ImageNet weights are the usual
-    224x224 file (a convolutional network's weights do not depend on the image size).
-
-    Args:
-        weights: ``"imagenet"`` or ``None``.
-
-    Raises:
-        helpers.backbone.WeightsError: The weights file is neither cached nor downloadable.
-    """
-    import warnings
-
-    import keras
-
-    from helpers import backbone
-
-    inputs = keras.Input(shape=(None, None, 3), name="image")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
-    try:
-        with warnings.catch_warnings():  # "input_shape is undefined ... (224, 224) will be loaded"
-            warnings.simplefilter("ignore", UserWarning)
-            base = keras.applications.MobileNetV2(
-                input_tensor=x, include_top=False, weights=weights
-            )
-    except Exception as exc:
-        if weights != "imagenet":
-            raise
-        raise backbone.WeightsError(
-            f"Nem sikerült betölteni a MobileNetV2 ImageNet-súlyait (ok: {exc}). A Keras ezt a "
-            f"fájlt keresi: {backbone.weights_path()} – lásd a 02-es notebookot."
-        ) from None
-    return keras.Model(inputs, base.output, name="mobilenetv2_any_size")
-
-
 def activation_model(model, layer_names, *, before_activation: bool = False):
     """A model that maps the input of ``model`` to the outputs of the named layers.
 
     Introduced in ``06_what_the_network_sees.ipynb``. Works on any flat functional model (the
-    classifier of :func:`helpers.backbone.build_classifier` or :func:`any_size_backbone`). Keras
-    keeps only the layers the outputs depend on, so a model that stops at a shallow layer is fast.
+    classifier of :func:`helpers.backbone.build_classifier` or
+    :func:`helpers.backbone.build_features`). Keras keeps only the layers the outputs depend on, so a model that stops at a shallow layer is fast.
 
     Args:
         model: A flat functional Keras model.
@@ -422,7 +383,7 @@ def gradient_ascent(
 
     Args:
         feature_model: A one-output activation model on raw 0..255 input of any size (build it
-            with :func:`activation_model` on :func:`any_size_backbone`).
+            with :func:`activation_model` on :func:`helpers.backbone.build_features`).
         channels: Channel indices of the model's output, one image each.
         size: Side length of the final images.
         steps: Gradient steps per octave.
@@ -1019,38 +980,6 @@ def grad_cam_explorer(
     return _live(render, {"photo": photo, "layer": layer, "target": target}, show=show)
 
 
-def freeze_table(model, candidates: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Layer and parameter counts for every candidate cut layer (see :func:`freeze_up_to`).
-
-    Introduced in ``06_what_the_network_sees.ipynb``. The model's ``trainable`` flags are restored
-    afterwards.
-
-    Returns:
-        Cut layer name -> :func:`helpers.backbone.count_parameters` result.
-    """
-    from helpers import backbone
-
-    saved = [layer.trainable for layer in model.layers]
-    try:
-        table = {}
-        for name in candidates:
-            backbone.freeze_up_to(model, name)
-            table[name] = backbone.count_parameters(model)
-        return table
-    finally:
-        for layer, flag in zip(model.layers, saved, strict=True):
-            layer.trainable = flag
-
-
-def freeze_candidates() -> list[str]:
-    """The cut layers offered by :func:`freeze_explorer`: ``Conv1``, the 16 ``block_N_project``
-    layers, ``Conv_1`` and ``dog_probability`` (head only).
-
-    Introduced in ``06_what_the_network_sees.ipynb``.
-    """
-    return ["Conv1", *[f"block_{n}_project" for n in range(1, 17)], "Conv_1", "dog_probability"]
-
-
 def freeze_explorer(
     model, candidates: Sequence[str] | None = None, *, initial: str | None = None, show: bool = True
 ):
@@ -1061,7 +990,7 @@ def freeze_explorer(
 
     Args:
         model: The flat classifier.
-        candidates: Cut layers offered (default :func:`freeze_candidates`).
+        candidates: Cut layers offered (default :func:`helpers.backbone.freeze_candidates`).
         initial: The first selection (default: the series' ``block_12_project``).
         show: Draw the first view right away.
 
@@ -1072,9 +1001,9 @@ def freeze_explorer(
 
     from helpers import backbone
 
-    candidates = list(candidates or freeze_candidates())
+    candidates = list(candidates or backbone.freeze_candidates())
     initial = initial or (backbone.CUT_LAYER if backbone.CUT_LAYER in candidates else candidates[0])
-    table = freeze_table(model, candidates)
+    table = backbone.freeze_table(model, candidates)
     cut = widgets.Dropdown(options=candidates, value=initial, description="vágás")
     trainable_curve = np.array([table[c]["trainable_params"] for c in candidates]) / 1e6
 

@@ -23,7 +23,7 @@ from helpers import backbone, viz
 def net():
     """The any-size ImageNet backbone (raw 0..255 input)."""
     try:
-        return viz.any_size_backbone()
+        return backbone.build_features()
     except backbone.WeightsError as err:  # offline and no cached weights
         pytest.skip(str(err))
 
@@ -204,7 +204,7 @@ def test_freeze_table_and_explorer_restore_the_flags():
     model = backbone.build_classifier(weights=None)
     assert viz.activation_model(model, "out_relu").output.shape == (None, 7, 7, 1280)
     before = [layer.trainable for layer in model.layers]
-    table = viz.freeze_table(model, ["block_12_project", "dog_probability"])
+    table = backbone.freeze_table(model, ["block_12_project", "dog_probability"])
     assert table["block_12_project"]["trainable_params"] == 1_719_937
     assert table["dog_probability"]["trainable_params"] == 1281  # 1280 weights + bias
     assert [layer.trainable for layer in model.layers] == before
@@ -212,5 +212,5 @@ def test_freeze_table_and_explorer_restore_the_flags():
     import ipywidgets as widgets
 
     assert isinstance(explorer, widgets.Widget)
-    assert explorer.children[0].children[0].options == tuple(viz.freeze_candidates())
+    assert explorer.children[0].children[0].options == tuple(backbone.freeze_candidates())
     assert [layer.trainable for layer in model.layers] == before
