@@ -210,8 +210,8 @@ def count_parameters(model) -> dict[str, int]:
 def freeze_table(model, candidates: Sequence[str]) -> dict[str, dict[str, int]]:
     """Layer and parameter counts for every candidate cut layer (see :func:`freeze_up_to`).
 
-    Introduced in ``06_what_the_network_sees.ipynb`` (the freeze explorer). The model's ``trainable`` flags are restored
-    afterwards.
+    Introduced in ``06_what_the_network_sees.ipynb`` (the freeze explorer). The model's
+    ``trainable`` flags are restored afterwards.
 
     Returns:
         Cut layer name -> :func:`helpers.count_parameters` result.

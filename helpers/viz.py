@@ -162,7 +162,8 @@ def activation_model(model, layer_names, *, before_activation: bool = False):
 
     Introduced in ``06_what_the_network_sees.ipynb``. Works on any flat functional model (the
     classifier of :func:`helpers.backbone.build_classifier` or
-    :func:`helpers.backbone.build_features`). Keras keeps only the layers the outputs depend on, so a model that stops at a shallow layer is fast.
+    :func:`helpers.backbone.build_features`). Keras keeps only the layers the outputs depend on,
+    so a model that stops at a shallow layer is fast.
 
     Args:
         model: A flat functional Keras model.
