@@ -1,0 +1,362 @@
+"""Self-checks for the exercises at the end of every notebook.
+
+Introduced in ``01_data_loading.ipynb`` (and used by the "self-check" cell of every notebook).
+
+A self-check cell calls :func:`check` with the task id (``"NN.K"``: notebook, task number), the
+student's answer, and, for some tasks, objects of the notebook that the expected value is
+computed from::
+
+    exercises.check("01.1", test_cats, files=ds.files)
+
+It prints one Hungarian line and returns ``True`` (right), ``False`` (wrong) or ``None`` (not filled
+in: the answer is ``None`` or ``...``). The expected answer is never printed and is not written in
+the notebook: :data:`TASKS` stores either a hash of the answer's canonical form (for answers that
+are the same on every run) or a function that computes the expected value from the notebook's
+objects, compared within a tolerance (for answers that depend on the run). A hash keeps an answer
+out of plain sight, not away from someone who tries every small number; that is enough here.
+
+Under the test suite (``TL_PROFILE=smoke``) a *wrong* answer raises ``AssertionError`` after the
+printed line, so a model solution that drifts from its check fails nbval; an answer that is not
+filled in never raises, which is what lets the students' copies (placeholders set to ``None``) run
+under nbval too.
+
+How to add a task: pick its id ``"NN.K"`` and add a :class:`Task` to :data:`TASKS` with a ``hint``
+that helps without giving the answer away. If the answer is the same on every run (a parameter
+count, a layer name, a shape), store its hash: ``python -m helpers.exercises hash "(7, 7, 1280)"``
+prints a line to paste (add ``--decimals 3`` for a float compared to 3 decimals; strings are
+compared without regard to case and extra spaces, tuples and lists alike). If the answer depends on
+the run (the best epoch, a count on the random test split, a measured speed-up), give ``expected``,
+a function whose keyword arguments are the notebook objects it needs, and a tolerance
+(``abs_tol``/``rel_tol``); the self-check cell passes those objects by name:
+``exercises.check("05.1", best_epoch, history=history)``. Then add the task's right answer (with a
+small example context for a computed task) to ``EXAMPLES`` in ``tests/test_exercises.py``: the
+test that walks every registered task fails until it has one, and checks that a perturbed answer
+is rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import inspect
+import json
+import math
+import numbers
+import re
+import reprlib
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
+
+import numpy as np
+
+from helpers import config
+
+#: Task ids: two-digit notebook number, a dot, the task's number in that notebook.
+TASK_ID = re.compile(r"^(\d\d)\.([1-9]\d*)$")
+
+_TYPE_NOTE = "a választ számként, szövegként, vagy ezek listájaként / tuple-jeként add meg."
+
+
+class ExerciseError(ValueError):
+    """A self-check cell names an unknown task or passes the wrong notebook objects."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One registered exercise: how its answer is checked.
+
+    Introduced in ``01_data_loading.ipynb``. Exactly one of ``answer_hash`` and ``expected`` is
+    given.
+
+    Attributes:
+        hint: Hungarian hint printed after a wrong answer; it must not give the answer away.
+        answer_hash: :func:`answer_hash` of the right answer (a fixed answer).
+        decimals: Numbers are rounded to this many decimals before hashing (``None``: exact;
+            ``1`` and ``1.0`` are the same number either way).
+        expected: Computes the expected value from the notebook objects passed to :func:`check`
+            as keyword arguments (an answer that depends on the run).
+        abs_tol: Absolute tolerance for ``expected`` (inclusive).
+        rel_tol: Tolerance relative to the expected value (inclusive); the larger one applies.
+    """
+
+    hint: str
+    answer_hash: str | None = None
+    decimals: int | None = None
+    expected: Callable[..., Any] | None = None
+    abs_tol: float = 0.0
+    rel_tol: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.answer_hash is None) == (self.expected is None):
+            raise ValueError("give exactly one of answer_hash and expected")
+        if self.answer_hash is not None:
+            if not re.fullmatch(r"[0-9a-f]{64}", self.answer_hash):
+                raise ValueError(f"answer_hash is not a sha256 hex digest: {self.answer_hash!r}")
+            if self.abs_tol or self.rel_tol:
+                raise ValueError("a hashed answer has no tolerance; use decimals or expected")
+        elif self.decimals is not None:
+            raise ValueError("decimals applies to hashed answers; use abs_tol/rel_tol")
+        if self.decimals is not None and self.decimals < 0:
+            raise ValueError(f"decimals must be >= 0, got {self.decimals}")
+        if self.abs_tol < 0 or self.rel_tol < 0:
+            raise ValueError("tolerances must be >= 0")
+
+    @property
+    def context_names(self) -> tuple[str, ...]:
+        """The keyword arguments :func:`check` needs for this task."""
+        if self.expected is None:
+            return ()
+        return tuple(inspect.signature(self.expected).parameters)
+
+
+def _test_labels_zero(files) -> int:
+    return int(np.sum(np.asarray(files["test"].labels) == 0))
+
+
+def _speedup(epoch_seconds) -> float:
+    return epoch_seconds["full"] / epoch_seconds["cut"]
+
+
+#: Every exercise of the series, by task id.
+TASKS: dict[str, Task] = {
+    # --- Example tasks: not used by any notebook; tests/test_exercises.py exercises them and
+    # --- notebook authors can copy them. Notebook tasks go below, under their notebook's number.
+    # A fixed integer (the hash of 42).
+    "00.1": Task(
+        hint="számold újra a fenti táblázatból.",
+        answer_hash="73475cb40a568e8da8a045ced110137e159f890ac4da883b6b17dc651b3a8049",
+    ),
+    # A fixed pair of floats compared to 2 decimals (the hash of (-1.0, 1.0) with decimals=2).
+    "00.2": Task(
+        hint="a preprocess_input a [0, 255] tartományt egy szimmetrikus tartományba viszi.",
+        answer_hash="bb356ec149dbfcdcb3832a5c7568fd8a1231486de36d2ad2d0e1c580686cb189",
+        decimals=2,
+    ),
+    # A fixed string, case and spacing ignored (the hash of "block_12_project").
+    "00.3": Task(
+        hint="a réteg nevét a backbone rétegeinek listájában találod.",
+        answer_hash="f054dd12667bd5852898b5a58cecf823f1b60e9017abda83e015ad4fc68f490f",
+    ),
+    # Computed from the notebook's objects, exact: exercises.check("00.4", n, files=ds.files).
+    "00.4": Task(
+        hint="számold meg kóddal a ds.files['test'].labels nulláit.",
+        expected=_test_labels_zero,
+    ),
+    # Computed, within 10%: exercises.check("00.5", ratio, epoch_seconds=times).
+    "00.5": Task(
+        hint="oszd el a teljes háló epochidejét a vágott hálóéval.",
+        expected=_speedup,
+        rel_tol=0.1,
+    ),
+}
+
+
+def canonical(value: Any, decimals: int | None = None) -> str:
+    """Return the canonical text of an answer, the form that :func:`answer_hash` hashes.
+
+    Introduced in ``01_data_loading.ipynb``. Numbers: ``1`` and ``1.0`` are the same, and with
+    ``decimals`` floats are rounded (half to even) to that many decimals; booleans are not numbers.
+    Strings: Unicode NFC, case-folded, runs of whitespace become one space, no outer spaces.
+    Tuples, lists and arrays (NumPy, TensorFlow) are the same sequence; dict keys and set
+    elements are sorted.
+
+    Args:
+        value: The answer.
+        decimals: Rounding of floats, or ``None`` for exact numbers.
+
+    Raises:
+        TypeError: The answer is of another type (e.g. a model or a function).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, np.generic):
+        return canonical(value.item(), decimals)
+    if isinstance(value, numbers.Real):
+        return _number_text(value, decimals)
+    if isinstance(value, str):
+        text = " ".join(unicodedata.normalize("NFC", value).casefold().split())
+        return json.dumps(text, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = sorted(
+            f"{canonical(k, decimals)}:{canonical(v, decimals)}" for k, v in value.items()
+        )
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ",".join(sorted(canonical(v, decimals) for v in value)) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(canonical(v, decimals) for v in value) + "]"
+    if hasattr(value, "__array__"):  # NumPy arrays, tensors
+        return canonical(np.asarray(value).tolist(), decimals)
+    raise TypeError(f"cannot put an answer of type {type(value).__name__} in canonical form")
+
+
+def _number_text(value: numbers.Real, decimals: int | None) -> str:
+    if isinstance(value, numbers.Integral):
+        exact = Decimal(int(value))
+    else:
+        as_float = float(value)
+        if not math.isfinite(as_float):
+            return repr(as_float)
+        exact = Decimal(as_float)  # the float's exact binary value
+    if decimals is None:
+        if exact == exact.to_integral_value():
+            return str(int(exact))
+        return repr(float(value))
+    with localcontext() as context:
+        context.prec = 400 + decimals  # enough digits for any float
+        rounded = exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    return f"{abs(rounded) if rounded == 0 else rounded:f}"  # no "-0.00"
+
+
+def answer_hash(value: Any, decimals: int | None = None) -> str:
+    """Return the sha256 hex digest of ``canonical(value, decimals)``: what a :class:`Task` stores.
+
+    Introduced in ``01_data_loading.ipynb`` (for notebook authors; see the module docstring).
+
+    Args:
+        value: The right answer.
+        decimals: Round floats to this many decimals first (``None``: exact).
+    """
+    if decimals is not None and (not isinstance(decimals, int) or decimals < 0):
+        raise ValueError(f"decimals must be a non-negative int or None, got {decimals!r}")
+    return hashlib.sha256(canonical(value, decimals).encode("utf-8")).hexdigest()
+
+
+def _lookup(task: str) -> Task:
+    if not isinstance(task, str):
+        raise TypeError(
+            f"A feladat azonosítója szöveg legyen, például '01.1' (most: {type(task).__name__})."
+        )
+    if task not in TASKS:
+        raise ExerciseError(
+            f"Ismeretlen feladat: {task!r}, nincs ilyen a helpers/exercises.py TASKS "
+            "táblázatában. Nézd meg a check(...) hívás első argumentumát ('NN.K': a notebook és "
+            f"a feladat száma, például '01.1'); ismert feladatok: {', '.join(sorted(TASKS))}."
+        )
+    return TASKS[task]
+
+
+def _check_context(task: str, entry: Task, context: Mapping[str, Any]) -> None:
+    needed = set(entry.context_names)
+    missing, extra = sorted(needed - set(context)), sorted(set(context) - needed)
+    if missing or extra:
+        wanted = ", ".join(f"{name}=..." for name in entry.context_names) or "semmi más"
+        raise ExerciseError(
+            f"A(z) {task} feladat ellenőrzése a válaszon kívül ezt kéri: {wanted} "
+            f"(hiányzik: {', '.join(missing) or '-'}; fölösleges: {', '.join(extra) or '-'}). "
+            "Futtasd az eredeti ellenőrző cellát változtatás nélkül."
+        )
+
+
+def _numbers(value: Any) -> np.ndarray | None:
+    """The value as a float array if it is a number or a (nested) sequence of numbers."""
+    if isinstance(value, (str, bytes, Mapping, set, frozenset)) or value is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nesting
+        return None
+    return array.astype(float) if array.dtype.kind in "iuf" else None
+
+
+def _matches(entry: Task, answer: Any, context: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """Whether ``answer`` is right, and a note on its form when it cannot be compared."""
+    if entry.answer_hash is not None:
+        try:
+            return answer_hash(answer, entry.decimals) == entry.answer_hash, None
+        except TypeError:
+            return False, _TYPE_NOTE
+    expected = entry.expected(**context)
+    wanted = _numbers(expected)
+    if wanted is None:  # strings, mixed sequences: canonical forms
+        try:
+            return canonical(answer) == canonical(expected), None
+        except TypeError:
+            return False, _TYPE_NOTE
+    given = _numbers(answer)
+    if given is None:
+        return False, "a válasz egy szám (vagy számok listája / tuple-je) legyen."
+    if given.shape != wanted.shape:
+        if wanted.ndim == 0:
+            return False, "egyetlen számot várok, nem listát."
+        if wanted.ndim == 1:
+            return False, f"{len(wanted)} elemű listát vagy tuple-t várok."
+        return False, f"{wanted.shape} alakú tömböt várok."
+    allowed = np.maximum(entry.abs_tol, entry.rel_tol * np.abs(wanted))
+    return bool(np.all(np.abs(given - wanted) <= allowed)), None
+
+
+def check(task: str, answer: Any, **context: Any) -> bool | None:
+    """Check an exercise's answer and print one Hungarian line about it.
+
+    Introduced in ``01_data_loading.ipynb``; the self-check cell of every notebook calls it.
+    The expected answer is never printed.
+
+    Args:
+        task: The task id, ``"NN.K"`` (e.g. ``"05.1"``).
+        answer: The student's answer; ``None`` or ``...`` means "not filled in yet".
+        **context: The notebook objects the task's expected value is computed from (see
+            :data:`TASKS`), e.g. ``files=ds.files``.
+
+    Returns:
+        ``True`` if right, ``False`` if wrong, ``None`` if not filled in.
+
+    Raises:
+        ExerciseError: Unknown task id, or the wrong notebook objects passed.
+        AssertionError: A wrong answer under the test suite's ``smoke`` profile (an unfilled one
+            never raises).
+    """
+    entry = _lookup(task)
+    _check_context(task, entry, context)
+    label = f"{int(TASK_ID.match(task).group(2))}. feladat"
+    if answer is None or answer is Ellipsis:
+        print(f"{label}: még nincs kitöltve.")
+        return None
+    right, note = _matches(entry, answer, context)
+    if right:
+        print(f"{label}: helyes!")
+        return True
+    print(f"{label}: nem egészen – {note or entry.hint}")
+    if config.is_smoke():
+        raise AssertionError(
+            f"A(z) {task} feladat válasza ({reprlib.repr(answer)}) nem megy át az ellenőrzésen. "
+            f"A tesztkészlet ({config.PROFILE_ENV}=smoke) alatt ez hiba: a mintamegoldás és az "
+            "ellenőrzés eltér."
+        )
+    return False
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word is a string
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.exercises hash VALUE [--decimals N]``: print a Task's hash line.
+
+    Introduced in ``01_data_loading.ipynb`` (for notebook authors).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.exercises",
+        description="Feladat-ellenőrzések: a rögzített válaszok hash-e a TASKS táblázathoz.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    hasher = commands.add_parser("hash", help="egy válasz kanonikus alakja és hash-e")
+    hasher.add_argument("value", help="Python-literál (42, '(7, 7, 1280)', 'szöveg') vagy szó")
+    hasher.add_argument("--decimals", type=int, default=None, help="kerekítés tizedesjegyekre")
+    args = parser.parse_args(argv)
+    value = _parse_value(args.value)
+    print(f"# kanonikus alak: {canonical(value, args.decimals)}")
+    decimals = "" if args.decimals is None else f", decimals={args.decimals}"
+    print(f'answer_hash="{answer_hash(value, args.decimals)}"{decimals},')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
