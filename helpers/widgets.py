@@ -499,7 +499,7 @@ class PhotoUpload(LivePicture):
         shown.imshow(viz.to_uint8(photo))
         shown.set_title(f"Így látja a modell ({photo.shape[0]}×{photo.shape[1]})", fontsize=10)
         cam.imshow(viz.overlay_heatmap(photo, cams[0]))
-        cam.set_title(f"Grad-CAM: mi szólt a(z) „{predicted}” mellett?", fontsize=10)
+        cam.set_title(f"Grad-CAM: mi szólt a „{predicted}” mellett?", fontsize=10)
         bar.axis("on")
         bar.barh([0, 1], [1 - p_dog, p_dog], color=["tab:purple", "tab:orange"])
         bar.set_yticks([0, 1], ["macska", "kutya"])
