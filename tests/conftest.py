@@ -21,8 +21,10 @@ CLASS_RANGES = {"cats": (0, 100), "dogs": (156, 256)}
 
 
 def random_photo(rng: np.random.Generator, class_name: str | None = None) -> Image.Image:
-    """A random RGB image between 40x30 and 80x60 pixels, dark for cats and bright for dogs."""
-    width, height = int(rng.integers(40, 81)), int(rng.integers(30, 61))
+    """A random RGB image between 40x32 and 80x60 pixels, dark for cats and bright for dogs.
+
+    Both sides stay at or above ``helpers.data.MIN_SIDE`` (32), the smallest photo accepted."""
+    width, height = int(rng.integers(40, 81)), int(rng.integers(32, 61))
     low, high = CLASS_RANGES.get(class_name or "", (0, 256))
     return Image.fromarray(rng.integers(low, high, (height, width, 3), dtype=np.uint8))
 
