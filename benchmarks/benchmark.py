@@ -112,15 +112,8 @@ def run_seed(files, args) -> dict:
     def pipeline(split, shuffle):
         # Like flow_from_directory: shuffle the file order, then read and decode every photo in
         # every epoch, scale by 1/255 (ImageDataGenerator(rescale=1/255)), batches of 8.
-        split = files[split]
-        ds = tf.data.Dataset.from_tensor_slices((split.paths, split.labels))
-        if shuffle:
-            ds = ds.shuffle(len(split), seed=config.SEED, reshuffle_each_iteration=True)
-        ds = ds.map(
-            lambda p, y: (tf.round(data.load_image(p)) / 255.0, y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        return ds.batch(8).prefetch(tf.data.AUTOTUNE)
+        ds = data.make_dataset(files[split], batch_size=8, shuffle=shuffle, cache=False)
+        return ds.map(lambda x, y: (x / 255.0, y))
 
     curve: list = []
     t0 = time.perf_counter()
