@@ -96,9 +96,8 @@ def _peak_rss_mib() -> float:
 def run_seed(files, args) -> dict:
     """The seed lecture's recipe; see the module docstring."""
     import keras
-    import tensorflow as tf
 
-    from helpers import backbone, config, data
+    from helpers import backbone, data
 
     base = backbone.load_backbone("imagenet")
     x = keras.layers.GlobalAveragePooling2D()(base.output)
