@@ -38,6 +38,7 @@ import html
 import importlib.metadata
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -507,24 +508,33 @@ def execute(path: Path, timeout: int = DEFAULT_TIMEOUT) -> tuple[nbformat.Notebo
         on_cell_start=note_cell,
     )
     start = time.perf_counter()
-    try:
-        client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
-        index = running["index"]
-        cell = nb.cells[index]
-        errors = [out for out in cell.get("outputs", []) if out.output_type == "error"]
-        if errors:
-            what = f"{errors[-1].ename}: {errors[-1].evalue}"
-        elif isinstance(err, CellTimeoutError):
-            what = f"túllépte a cellánkénti időkorlátot ({timeout} s; --timeout)"
-        else:
-            last = (str(err).strip().splitlines() or [""])[-1]
-            what = f"{type(err).__name__}: {last}"
-        first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
-        raise ClassroomError(
-            f"Megállt: {Path(path).name}, {index + 1}. cella ({first_line.strip()[:80]!r}): {what}"
-        ) from None
+    # The kernel's own stdout/stderr (TensorFlow's C++ log lines) would break the progress
+    # lines; it is kept aside and shown only when the kernel dies.
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as kernel_log:
+        try:
+            client.execute(stdout=kernel_log, stderr=kernel_log)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+            kernel_log.seek(0)
+            raise ClassroomError(
+                _failure(path, nb, running["index"], err, timeout, kernel_log.read())
+            ) from None
     return nb, time.perf_counter() - start
+
+
+def _failure(path: Path, nb, index: int, err: Exception, timeout: int, kernel_log: str) -> str:
+    cell = nb.cells[index]
+    errors = [out for out in cell.get("outputs", []) if out.output_type == "error"]
+    if isinstance(err, CellTimeoutError):  # checked first: the kernel is interrupted, too
+        what = f"túllépte a cellánkénti időkorlátot ({timeout} s; --timeout)"
+    elif errors:
+        what = f"{errors[-1].ename}: {errors[-1].evalue}"
+    else:
+        last = (str(err).strip().splitlines() or [""])[-1]
+        what = f"{type(err).__name__}: {last}"
+        if isinstance(err, DeadKernelError) and kernel_log.strip():
+            what += "\nA kernel utolsó üzenetei:\n" + "\n".join(kernel_log.splitlines()[-15:])
+    first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return f"Megállt: {Path(path).name}, {index + 1}. cella ({first_line.strip()[:80]!r}): {what}"
 
 
 def _size_text(n_bytes: int) -> str:
@@ -626,7 +636,11 @@ def _parser() -> argparse.ArgumentParser:
     add("teacher", "tanári jegyzet notebookonként (Markdown): feladatok, megoldások, mintaválaszok")
     html_command = add("html", "lefuttatja a notebookokat, és önálló HTML-oldalakat ír")
     html_command.add_argument(
-        "--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="S", help="cellánkénti időkorlát"
+        "--timeout",
+        type=int,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"cellánkénti időkorlát másodpercben (alapból {DEFAULT_TIMEOUT})",
     )
     badges = add("badges", "Colab-jelvények és telepítő cellák a pyproject.toml címéből", False)
     badges.add_argument("--check", action="store_true", help="csak ellenőriz, nem ír")

@@ -259,7 +259,7 @@ def test_model_answer_after_self_check_joins_its_exercise():
 # --------------------------------------------------------------------------------------------
 
 
-def test_html_export_embeds_figures_and_widget_state(tmp_path, capsys):
+def test_html_export_embeds_figures_and_widget_state(tmp_path, capfd):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": dict(KERNELSPEC)}
     nb.cells = [
@@ -275,8 +275,9 @@ def test_html_export_embeds_figures_and_widget_state(tmp_path, capsys):
     folder.mkdir()
     path = write(nb, folder / "97_figure.ipynb")
     assert classroom.main(["html", str(tmp_path / "html"), "--notebooks", str(path)]) == 0
-    printed = capsys.readouterr().out
+    printed, errors = capfd.readouterr()  # file descriptors: the kernel's output, too
     assert re.search(r"^97_figure\.ipynb … \d+ s \(HTML: [\d,]+ MiB\)$", printed, re.M), printed
+    assert errors == "", "the kernel's own log lines must not break the progress lines"
     page = (tmp_path / "html" / "97_figure.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in page
     assert "application/vnd.jupyter.widget-state+json" in page and '"value": 7' in page
@@ -285,16 +286,25 @@ def test_html_export_embeds_figures_and_widget_state(tmp_path, capsys):
     assert '<a href="97_figure.html">97 · Ábra</a>' in index
 
 
-def test_html_stops_at_a_failing_cell_and_names_it(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("1 / 0", "3. cella ('1 / 0'): ZeroDivisionError: division by zero"),
+        ("import time\n\ntime.sleep(60)", "3. cella ('import time'): túllépte a cellánkénti"),
+        ("import os\n\nos._exit(3)", "3. cella ('import os'): DeadKernelError"),
+    ],
+    ids=["error", "timeout", "dead_kernel"],
+)
+def test_html_stops_at_a_failing_cell_and_names_it(tmp_path, capsys, source, message):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": dict(KERNELSPEC)}
-    nb.cells = [_cell("markdown", "# 96 · Hiba"), _cell("code", "x = 1"), _cell("code", "1 / 0")]
+    nb.cells = [_cell("markdown", "# 96 · Hiba"), _cell("code", "x = 1"), _cell("code", source)]
     path = write(nb, tmp_path / "96_error.ipynb")
     later = write(synthetic_notebook(), tmp_path / "99_later.ipynb")
-    code = classroom.main(["html", str(tmp_path / "html"), "--notebooks", str(path), str(later)])
-    assert code == 1
+    argv = ["html", str(tmp_path / "html"), "--timeout", "2", "--notebooks", str(path), str(later)]
+    assert classroom.main(argv) == 1
     captured = capsys.readouterr()
-    assert "Megállt: 96_error.ipynb, 3. cella ('1 / 0'): ZeroDivisionError" in captured.err
+    assert f"Megállt: 96_error.ipynb, {message}" in captured.err
     assert "99_later" not in captured.out
     assert not (tmp_path / "html" / "index.html").exists()
 

@@ -78,11 +78,27 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _optional_imports(tree: ast.AST) -> list[ast.AST]:
+    """Imports inside ``try: ... except ImportError:`` (optional extras, e.g. HEIF support)."""
+    optional = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+            isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+            for h in node.handlers
+        ):
+            optional += [n for stmt in node.body for n in ast.walk(stmt)]
+    return optional
+
+
 def _imported_packages() -> dict[str, list[str]]:
     """Third-party packages imported anywhere in helpers/ -> the modules that import them."""
     found: dict[str, list[str]] = {}
     for path in sorted((REPO / "helpers").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        optional = {id(node) for node in _optional_imports(tree)}
+        for node in ast.walk(tree):
+            if id(node) in optional:
+                continue
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
