@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import config
+from helpers import config, data
 
 #: Task ids: two-digit notebook number, a dot, the task's number in that notebook.
 TASK_ID = re.compile(r"^(\d\d)\.([1-9]\d*)$")
@@ -121,6 +121,18 @@ def _speedup(epoch_seconds) -> float:
     return epoch_seconds["full"] / epoch_seconds["cut"]
 
 
+# 01_data_loading.ipynb: answers computed from the notebook's objects.
+def _most_stretched(sizes) -> float:
+    widths_heights = np.asarray(sizes, dtype=float)
+    ratios = widths_heights[:, 0] / widths_heights[:, 1]
+    return float(ratios[np.argmax(np.abs(np.log(ratios)))])
+
+
+def _test_dogs_at_30_percent(info, max_per_class) -> int:
+    split = data.split_files(info, test_fraction=0.3, max_per_class=max_per_class)
+    return int(np.sum(split["test"].labels == 1))
+
+
 #: Every exercise of the series, by task id.
 TASKS: dict[str, Task] = {
     # --- Example tasks: not used by any notebook; tests/test_exercises.py exercises them and
@@ -151,6 +163,37 @@ TASKS: dict[str, Task] = {
         hint="oszd el a teljes háló epochidejét a vágott hálóéval.",
         expected=_speedup,
         rel_tol=0.1,
+    ),
+    # --- 01 ---
+    # A dog's label with class_names=("dogs", "cats").
+    "01.1": Task(
+        hint="a címke az osztály helye a class_names sorrendjében; nézd meg a kiírt összefoglaló "
+        "„címkék:” sorát.",
+        answer_hash="5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9",
+    ),
+    # Width / height of the photo in `wh` whose aspect ratio is furthest from 1.
+    "01.2": Task(
+        hint="oszd el a wh első oszlopát a másodikkal, és annak a fotónak az arányát add meg, "
+        "amelynél az arány logaritmusának abszolút értéke a legnagyobb.",
+        expected=_most_stretched,
+        abs_tol=0.006,
+    ),
+    # The largest angle of RandomRotation(0.25), in degrees.
+    "01.3": Task(
+        hint="a RandomRotation faktora a teljes kör (360°) törtrésze.",
+        answer_hash="69f59c273b6e669ac32a6dd5e1b2cb63333d8b004f9696447aee2d422ce63763",
+    ),
+    # Distinct versions of one photo over three epochs when the cache follows augmentation.
+    "01.4": Task(
+        hint="járd be mindhárom epochban a teljes adatfolyamot, és a képek bájtjait hasonlítsd "
+        "össze (tobytes); a gyorsítótár az első bejárás eredményét adja vissza.",
+        answer_hash="6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b",
+    ),
+    # Dog photos in the test split with test_fraction=0.3.
+    "01.5": Task(
+        hint="a data.split_files(..., test_fraction=0.3, ...) eredményének teszt részében "
+        "számold meg az 1-es címkéket.",
+        expected=_test_dogs_at_30_percent,
     ),
 }
 

@@ -15,13 +15,14 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
-from helpers import exercises
+from helpers import data, exercises
 from helpers.exercises import Task
 
 
@@ -37,6 +38,17 @@ def _files(test_labels) -> dict:
     return {"test": SimpleNamespace(labels=np.asarray(test_labels))}
 
 
+# 01_data_loading.ipynb
+def _dataset_info(n_train: int, n_validation: int) -> data.DatasetInfo:
+    """A checked data set of file names only (split_files never opens the files)."""
+
+    def split(name: str, n: int) -> data.Split:
+        files = {c: [Path(f"{name}/{c}/{i}.jpg") for i in range(n)] for c in data.CLASS_NAMES}
+        return data.Split(name, Path(name), files)
+
+    return data.DatasetInfo(Path("."), split("train", n_train), split("validation", n_validation))
+
+
 #: One right answer per registered task (notebook authors: add yours here).
 EXAMPLES: dict[str, Example] = {
     "00.1": Example(42),
@@ -44,6 +56,12 @@ EXAMPLES: dict[str, Example] = {
     "00.3": Example("block_12_project"),
     "00.4": Example(3, {"files": _files([0, 1, 0, 0, 1])}),
     "00.5": Example(4.0, {"epoch_seconds": {"full": 10.0, "cut": 2.5}}),
+    # --- 01 ---
+    "01.1": Example(0),
+    "01.2": Example(0.5, {"sizes": np.array([[300, 200], [100, 200], [210, 200]])}),
+    "01.3": Example(90),
+    "01.4": Example(1),
+    "01.5": Example(3, {"info": _dataset_info(4, 10), "max_per_class": None}),
 }
 
 
