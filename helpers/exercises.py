@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import config, data
+from helpers import config, data, probes
 
 #: Task ids: two-digit notebook number, a dot, the task's number in that notebook.
 TASK_ID = re.compile(r"^(\d\d)\.([1-9]\d*)$")
@@ -133,6 +133,28 @@ def _test_dogs_at_30_percent(info, max_per_class) -> int:
     return int(np.sum(split["test"].labels == 1))
 
 
+# --- 06 ---
+# 06_what_the_network_sees.ipynb: answers computed from the notebook's objects.
+def _plain_ascent_activation(net, layer, channel, size, steps) -> float:
+    target = probes.activation_model(net, layer, before_activation=True)
+    image = probes.gradient_ascent(
+        target, [channel], size=size, steps=steps, octaves=1, jitter=0, blur_every=0, seed=0
+    )
+    return float(probes.channel_activation(target, image, [channel])[0])
+
+
+def _hottest_cell(model, photo) -> tuple[int, int]:
+    side = int(model.get_layer("out_relu").output.shape[1])
+    cams, _ = probes.grad_cam(model, np.asarray(photo)[None], sign="predicted", size=side)
+    return tuple(int(v) for v in np.unravel_index(np.argmax(cams[0]), cams.shape[1:]))
+
+
+def _confidence_after_hot10(model, photos, maps, signs) -> float:
+    hidden = probes.occlude(photos, probes.top_fraction_mask(maps, 0.1))
+    p_dog = np.asarray(model.predict(hidden, verbose=0)).reshape(-1)
+    return float(np.where(np.asarray(signs) > 0, p_dog, 1 - p_dog).mean())
+
+
 #: Every exercise of the series, by task id.
 TASKS: dict[str, Task] = {
     # --- Example tasks: not used by any notebook; tests/test_exercises.py exercises them and
@@ -194,6 +216,34 @@ TASKS: dict[str, Task] = {
         hint="a data.split_files(..., test_fraction=0.3, ...) eredményének teszt részében "
         "számold meg az 1-es címkéket.",
         expected=_test_dogs_at_30_percent,
+    ),
+    # --- 06 ---
+    # Mean activation after the plain ascent_step loop (no regularisers) on a deeper layer.
+    "06.1": Task(
+        hint="ugyanabból a kiinduló képből indulj (np.random.default_rng(0), 8-as szórás), "
+        "224×224-es méretben, annyi lépéssel, amennyit a steps mond; a végén "
+        "probes.channel_activation(ex1_target, kép, [ex1_channel]).",
+        expected=_plain_ascent_activation,
+        rel_tol=0.01,
+    ),
+    # (row, column) of the hottest cell of the predicted class's 7x7 Grad-CAM map.
+    "06.2": Task(
+        hint="a jósolt osztály térképét kérjük (sign a P(kutya) alapján), a 7×7-es térkép "
+        "argmax-ét, np.unravel_index-szel (sor, oszlop) alakban, 0-tól számolva.",
+        expected=_hottest_cell,
+    ),
+    # The earliest offered cut with less than half of the parameters trainable, and its count.
+    "06.3": Task(
+        hint="járd végig a table sorait a háló elejétől, és az első olyat keresd, ahol a "
+        "trainable_params kisebb, mint a total_params fele; a nevét és a számot add meg.",
+        answer_hash="12d4a41c202ab02a09a4c00459b76c8eb5d080bec15bac6d792f23ea8fcd51ea",
+    ),
+    # Mean P(predicted class) after covering the hottest 10% of each Grad-CAM map.
+    "06.4": Task(
+        hint="probes.top_fraction_mask(occ_maps, 0.1), majd probes.occlude, és a confidence "
+        "függvény eredményének átlaga.",
+        expected=_confidence_after_hot10,
+        abs_tol=0.001,
     ),
 }
 

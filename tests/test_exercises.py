@@ -19,8 +19,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import data, exercises
 from helpers.exercises import Task
@@ -49,6 +51,78 @@ def _dataset_info(n_train: int, n_validation: int) -> data.DatasetInfo:
     return data.DatasetInfo(Path("."), split("train", n_train), split("validation", n_validation))
 
 
+# --- 06 ---
+# 06_what_the_network_sees.ipynb: tiny models whose right answers are computed independently.
+def _tiny_features():
+    """Any-size input -> conv -> ReLU6 ("conv_relu"), random weights."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((None, None, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    return keras.Model(inputs, keras.layers.ReLU(6.0, name="conv_relu")(x))
+
+
+def _plain_ascent(net, layer, channel, size, steps) -> float:
+    """The notebook's ascent_step loop, written out once more with a tape."""
+    target = keras.Model(net.inputs[0], net.get_layer(layer).input)
+    image = tf.constant(
+        127.5 + np.random.default_rng(0).normal(0.0, 8.0, (1, size, size, 3)), tf.float32
+    )
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            objective = tf.reduce_mean(target(image)[:, 2:-2, 2:-2, channel])
+        grads = tape.gradient(objective, image)
+        image = tf.clip_by_value(image + 4.0 * grads / (tf.math.reduce_std(grads) + 1e-8), 0, 255)
+    return float(tf.reduce_mean(target(image)[:, 2:-2, 2:-2, channel]))
+
+
+def _bright_spot_classifier():
+    """16x16 input -> "out_relu" (8x8 local brightness) -> avg_pool -> dog_probability (dog)."""
+    inputs = keras.Input((16, 16, 3), name="image")
+    conv = keras.layers.Conv2D(2, 3, strides=2, padding="same", activation="relu", name="out_relu")
+    head = keras.layers.Dense(1, activation="sigmoid", name="dog_probability")
+    model = keras.Model(
+        inputs, head(keras.layers.GlobalAveragePooling2D(name="avg_pool")(conv(inputs)))
+    )
+    kernel = np.zeros((3, 3, 3, 2), dtype="float32")
+    kernel[..., 0] = 1.0 / 27.0
+    conv.set_weights([kernel, np.zeros(2, "float32")])
+    head.set_weights([np.array([[1.0], [0.0]], "float32"), np.array([1.0], "float32")])
+    return model
+
+
+def _bright_spot_photo() -> np.ndarray:
+    photo = np.full((16, 16, 3), 20.0, dtype="float32")
+    photo[4:6, 10:12] = 255.0  # covered by output row 2 (input rows 4-6), column 5 (10-12)
+    return photo
+
+
+def _colour_classifier():
+    """P(dog) = sigmoid((mean red - mean green) / 64)."""
+    inputs = keras.Input((8, 8, 3), name="image")
+    head = keras.layers.Dense(1, activation="sigmoid", name="dog_probability")
+    model = keras.Model(inputs, head(keras.layers.GlobalAveragePooling2D(name="avg_pool")(inputs)))
+    head.set_weights([np.array([[1 / 64], [-1 / 64], [0.0]], "float32"), np.zeros(1, "float32")])
+    return model
+
+
+def _occlusion_example() -> tuple[float, dict]:
+    rng = np.random.default_rng(6)
+    photos = rng.uniform(0, 255, (3, 8, 8, 3)).astype("float32")
+    maps = rng.permutation(3 * 64).reshape(3, 8, 8).astype("float32")  # no ties
+    signs = np.array([1.0, -1.0, 1.0])
+    hidden = photos.copy()
+    for i in range(3):  # the 10% hottest: the 7 largest of 64 values (>= the 90% quantile)
+        hidden[i][maps[i] >= np.quantile(maps[i], 0.9)] = 127.5
+    logit = (hidden[..., 0].mean(axis=(1, 2)) - hidden[..., 1].mean(axis=(1, 2))) / 64
+    p_dog = 1 / (1 + np.exp(-logit))
+    right = float(np.where(signs > 0, p_dog, 1 - p_dog).mean())
+    return right, {"model": _colour_classifier(), "photos": photos, "maps": maps, "signs": signs}
+
+
+_TINY_FEATURES = _tiny_features()
+_OCCLUSION_RIGHT, _OCCLUSION_CONTEXT = _occlusion_example()
+
 #: One right answer per registered task (notebook authors: add yours here).
 EXAMPLES: dict[str, Example] = {
     "00.1": Example(42),
@@ -62,6 +136,14 @@ EXAMPLES: dict[str, Example] = {
     "01.3": Example(90),
     "01.4": Example(1),
     "01.5": Example(3, {"info": _dataset_info(4, 10), "max_per_class": None}),
+    # --- 06 ---
+    "06.1": Example(
+        _plain_ascent(_TINY_FEATURES, "conv_relu", 1, 24, 3),
+        {"net": _TINY_FEATURES, "layer": "conv_relu", "channel": 1, "size": 24, "steps": 3},
+    ),
+    "06.2": Example((2, 5), {"model": _bright_spot_classifier(), "photo": _bright_spot_photo()}),
+    "06.3": Example(("block_15_project", 1033921)),
+    "06.4": Example(_OCCLUSION_RIGHT, _OCCLUSION_CONTEXT),
 }
 
 
