@@ -169,6 +169,21 @@ def test_grad_cam_numbers_are_unchanged_and_predicted_uses_the_logit_sign():
     np.testing.assert_allclose(predicted, by_sign, atol=1e-6)
 
 
+def test_grad_cam_runs_one_compiled_graph_per_model_and_layer():
+    """The tape runs as a graph (about ten times faster than eagerly), traced once per model and
+    layer: later calls, other signs and a smaller last batch reuse it."""
+    model = tiny_classifier()
+    images = _photos(5, 32, seed=1)
+    cams, _ = probes.grad_cam(model, images, layer="conv", batch_size=2)  # batches 2, 2, 1
+    step = probes._cam_step(model, "conv", "avg_pool", "dog_probability")
+    traced = step.experimental_get_tracing_count()
+    assert 1 <= traced <= 2
+    again, _ = probes.grad_cam(model, images, layer="conv", batch_size=2, sign=-1.0)
+    probes.grad_cam(model, images[:1], layer="conv")
+    assert step.experimental_get_tracing_count() == traced
+    assert cams.shape == again.shape == (5, 32, 32)
+
+
 def test_grad_cam_validates_its_arguments():
     model = tiny_classifier()
     photo = np.zeros((32, 32, 3), dtype="float32")
@@ -255,6 +270,8 @@ def test_channel_ranking_and_enlarging():
         probes.most_active_channels(maps, 1, by="max")
     with pytest.raises(ValueError, match="pozitív egész"):
         probes.most_active_channels(maps, 0)
+    with pytest.raises(ValueError, match="Jellemzőtérképeket várok"):  # the series' term
+        probes.most_active_channels(maps[..., 0], 1)
     big = probes.enlarge(maps[None, ..., 1], 32)
     assert big.shape == (1, 32, 32) and big[0, :8].min() == 2.0 and big[0, -8:].max() == 0.0
     assert probes.enlarge(maps[None, ..., 1], (16, 24)).shape == (1, 16, 24)
