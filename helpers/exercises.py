@@ -217,6 +217,32 @@ TASKS: dict[str, Task] = {
         "számold meg az 1-es címkéket.",
         expected=_test_dogs_at_30_percent,
     ),
+    # --- 02 ---
+    # The output shape of MobileNetV2(input_shape=(160, 160, 3), include_top=False).
+    "02.1": Task(
+        hint="a kimenet alakja a small.output.shape utolsó három eleme; a háló öt lépésben felezi "
+        "a felbontást, a csatornák száma a végén ugyanannyi, mint a 224-es hálóban.",
+        answer_hash="3c4fe82fd173b19f10812c82d65b5544f334bae5b562f3fc87fc2d7c048df048",
+    ),
+    # (parameters, multiply-adds relative to 224x224) of the 160x160 backbone.
+    "02.2": Task(
+        hint="a paraméterszámot a small.count_params() adja; a layer_macs értékeit add össze a "
+        "small rétegein, és oszd el a 224-es háló total_macs értékével.",
+        answer_hash="8d95d4247f2837a19a994a89bcbc57893457fc9fbc611d09036d1ada35a0137c",
+        decimals=2,
+    ),
+    # (parameter share, multiply-add share) from block_14_expand to the end.
+    "02.3": Task(
+        hint="a backbone.layer_index(base, 'block_14_expand') indextől a végéig add össze a "
+        "rétegek paramétereit és layer_macs értékeit, és oszd el a teljes alapháló értékeivel.",
+        answer_hash="bf2ee84043ed4060d4288857ab2b9e32d77411736784843c31f383bff5ec0780",
+        decimals=2,
+    ),
+    # Receptive field after block 6 with 5x5 depthwise kernels.
+    "02.4": Task(
+        hint="a képlet ugyanaz, csak a DepthwiseConv2D rétegeknél k = 5; a jump változatlan.",
+        answer_hash="1d28c120568c10e19b9d8abe8b66d0983fa3d2e11ee7751aca50f83c6f4a43aa",
+    ),
     # --- 06 ---
     # Mean activation after the plain ascent_step loop (no regularisers) on a deeper layer.
     "06.1": Task(

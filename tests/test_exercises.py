@@ -136,6 +136,11 @@ EXAMPLES: dict[str, Example] = {
     "01.3": Example(90),
     "01.4": Example(1),
     "01.5": Example(3, {"info": _dataset_info(4, 10), "max_per_class": None}),
+    # --- 02 ---
+    "02.1": Example((5, 5, 1280)),
+    "02.2": Example((2257984, 0.51)),
+    "02.3": Example((0.68, 0.25)),
+    "02.4": Example(147),
     # --- 06 ---
     "06.1": Example(
         _plain_ascent(_TINY_FEATURES, "conv_relu", 1, 24, 3),
