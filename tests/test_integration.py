@@ -1,13 +1,12 @@
 """The real thing, briefly: ImageNet weights, the real photos, a few fine-tuning steps.
 
-Needs the photos in ``TL_DATA_DIR`` (CI sets it) and the weights in the Keras cache
-(``KERAS_HOME``). Without ``TL_DATA_DIR`` the module is skipped, because the alternative would be
-a 68 MB download inside a unit test; missing weights are an error, not a skip.
+Needs the photos in ``TL_DATA_DIR`` and the weights in the Keras cache (``KERAS_HOME``), through
+the root conftest's ``real_photos`` and ``imagenet_weights`` fixtures: without them a developer
+gets a skip with the reason (the alternative would be a 68 MB download inside a test), CI
+(``CI=true``) gets a failure.
 """
 
 from __future__ import annotations
-
-import os
 
 import keras
 import numpy as np
@@ -15,11 +14,7 @@ import pytest
 
 from helpers import backbone, config, data, training
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("TL_DATA_DIR"),
-    reason="TL_DATA_DIR is not set: the real-photo integration tests need a local copy of the "
-    "photos (export TL_DATA_DIR=.../cats_vs_dogs; CI always sets it)",
-)
+pytestmark = pytest.mark.usefixtures("real_photos", "imagenet_weights")
 
 MAX_PER_CLASS = 16
 
