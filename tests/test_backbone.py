@@ -1,11 +1,14 @@
 """helpers.backbone with the real ImageNet weights (from the Keras cache that KERAS_HOME names).
 
 The backbone and the classifier are built once per module; tests that change ``trainable`` flags
-set them explicitly first, so the order of the tests does not matter.
+set them explicitly first, so the order of the tests does not matter. The weights-file tests run
+in a subprocess with a temporary ``KERAS_HOME`` (Keras reads it at import), with copies of the
+real file: the real cache is never modified.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,12 +23,12 @@ from helpers import backbone
 
 
 @pytest.fixture(scope="module")
-def base():
+def base(imagenet_weights):
     return backbone.load_backbone()
 
 
 @pytest.fixture(scope="module")
-def classifier():
+def classifier(imagenet_weights):
     return backbone.build_classifier()
 
 
@@ -170,40 +173,158 @@ def test_split_at_unknown_layer(classifier):
         backbone.split_at(classifier, "no_such_layer")
 
 
-def test_weights_error_names_file_and_cache_folder(tmp_path):
-    keras_home = tmp_path / "empty_keras_home"
-    keras_home.mkdir()
-    code = textwrap.dedent(
-        """
-        import keras
-        import keras.src.applications.mobilenet_v2 as impl
+_WEIGHTS_PROBE = textwrap.dedent(
+    """
+    import json, os, shutil, sys
+    from pathlib import Path
 
-        # No network: the only place Keras could fetch the file from does not exist.
-        impl.BASE_WEIGHT_PATH = "file:///nonexistent/"
-        from helpers import backbone
+    import h5py
+    import keras
+    import numpy as np
 
+    from helpers import backbone
+
+    real, later_home = Path(sys.argv[1]), sys.argv[2]
+    target = backbone.weights_path()
+    reference = None
+    results = {"target": str(target)}
+
+    def attempt(case):
         try:
-            backbone.load_backbone()
+            model = backbone.load_backbone()
         except backbone.WeightsError as exc:
-            print("WEIGHTS_ERROR_START")
-            print(exc)
+            results[case] = {"error": str(exc), "file_kept": target.exists()}
         else:
-            print("NO ERROR")
-        """
-    )
-    env = {**os.environ, "KERAS_HOME": str(keras_home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+            kernel = model.get_layer("Conv1").kernel.numpy()
+            same = reference is None or np.array_equal(kernel, reference)
+            results[case] = {"error": None, "same_weights": bool(same)}
+            return kernel
+
+    # Missing and not downloadable, after KERAS_HOME was changed too late.
+    backbone.WEIGHTS_URL = "file:///nonexistent/" + backbone.WEIGHTS_FILE
+    os.environ["KERAS_HOME"] = later_home
+    attempt("missing")
+    results["missing"]["downloaded"] = target.exists()
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(real, target)
+    reference = attempt("known_hash")
+
+    shutil.copyfile(real, target)
+    with h5py.File(target, "a") as f:  # same weights, another SHA-256 (like the official file)
+        f.attrs["note"] = "re-saved"
+    attempt("unknown_hash_same_structure")
+
+    target.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    attempt("truncated")
+
+    target.write_bytes(np.random.default_rng(0).bytes(4096))
+    attempt("random_bytes")
+
+    shutil.copyfile(real, target)
+    with h5py.File(target, "a") as f:  # a narrower variant's first layer (alpha 0.5)
+        del f["Conv1"]["Conv1/kernel"]
+        f["Conv1"].create_dataset("Conv1/kernel", data=np.zeros((3, 3, 3, 16), "float32"))
+    attempt("wrong_shapes")
+
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    other.save_weights(target.parent / "other.weights.h5")
+    os.replace(target.parent / "other.weights.h5", target)
+    attempt("another_models_weights")
+    print("PROBE " + json.dumps(results))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def weights_probe(imagenet_weights, tmp_path_factory):
+    """Load the backbone in a fresh process against good, missing and bad weights files."""
+    home = tmp_path_factory.mktemp("keras_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(KERAS_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _WEIGHTS_PROBE, str(imagenet_weights), str(home / "later")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "WEIGHTS_ERROR_START" in result.stdout, result.stdout + result.stderr[-3000:]
-    message = result.stdout.split("WEIGHTS_ERROR_START", 1)[1]
-    assert backbone.WEIGHTS_FILE in message
-    assert str(keras_home / "models") in message
-    assert "KERAS_HOME" in message
-    assert not (keras_home / "models" / backbone.WEIGHTS_FILE).exists()
+    probe = json.loads(result.stdout.split("PROBE ", 1)[1])
+    assert probe["target"] == str(home / "models" / backbone.WEIGHTS_FILE)
+    return probe
+
+
+def test_missing_weights_error_names_the_file_and_the_folder_keras_uses(weights_probe):
+    missing = weights_probe["missing"]
+    message = missing["error"]
+    assert message is not None and not missing["downloaded"]
+    assert weights_probe["target"] in message  # the folder Keras really uses ...
+    assert "later" in message and "importálása előtt" in message  # ... and why not KERAS_HOME's
+    assert "KERAS_HOME" in message and backbone.WEIGHTS_URL.rsplit("/", 1)[1] in message
+
+
+@pytest.mark.parametrize("case", ["known_hash", "unknown_hash_same_structure"])
+def test_good_weights_files_load(weights_probe, case):
+    assert weights_probe[case]["error"] is None
+    assert weights_probe[case]["same_weights"]
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("truncated", "csonka"),
+        ("random_bytes", "nem HDF5"),
+        ("wrong_shapes", "Conv1"),
+        ("another_models_weights", "rétegnévlista"),
+    ],
+)
+def test_a_bad_weights_file_is_reported_with_delete_advice(weights_probe, case, reason):
+    outcome = weights_probe[case]
+    message = outcome["error"]
+    assert message is not None, f"{case} was loaded"
+    assert reason in message
+    assert f"Töröld ezt a fájlt: {weights_probe['target']}" in message
+    assert "sosem tölt le újra" in message
+    assert outcome["file_kept"]  # the helper says what to do; it does not delete on its own
+
+
+def test_a_build_error_is_not_reported_as_missing_weights():
+    with pytest.raises(ValueError) as excinfo:
+        backbone.load_backbone(input_tensor=np.zeros((1, 224, 224, 3), dtype="float32"))
+    assert not isinstance(excinfo.value, backbone.WeightsError)
+    assert "súly" not in str(excinfo.value)
+    with pytest.raises(ValueError, match="weights"):
+        backbone.load_backbone(weights="imagenet21k")
 
 
 def test_random_weights_need_no_file():
     model = backbone.load_backbone(weights=None)
     assert model.layers[backbone.CUT_INDEX].name == backbone.CUT_LAYER
+
+
+def test_freeze_up_to_accepts_the_seeds_index(base):
+    by_index = backbone.freeze_up_to(base, 113)
+    flags_by_index = [layer.trainable for layer in base.layers]
+    by_name = backbone.freeze_up_to(base, "block_12_project")
+    assert by_index == by_name == 113
+    assert flags_by_index == [layer.trainable for layer in base.layers]
+    assert backbone.freeze_up_to(base, np.int64(113)) == 113
+
+
+@pytest.mark.parametrize("layer", [113.0, True, None, ["block_12_project"]])
+def test_freeze_up_to_rejects_other_types_clearly(base, layer):
+    with pytest.raises(TypeError, match="nevével .* vagy az indexével"):
+        backbone.freeze_up_to(base, layer)
+
+
+@pytest.mark.parametrize("index", [-1, 154, 1000])
+def test_freeze_up_to_rejects_an_index_out_of_range(base, index):
+    with pytest.raises(ValueError, match="154 rétege"):
+        backbone.freeze_up_to(base, index)
+
+
+def test_frontier_refuses_a_model_whose_layers_were_built_elsewhere(classifier):
+    _, tail = backbone.split_at(classifier)
+    with pytest.raises(ValueError, match="lapos modellt"):
+        backbone.frontier(tail, "block_13_expand")
