@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -37,7 +38,7 @@ def files(tiny_dataset):
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(imagenet_weights):
     config.seed_everything()
     return backbone.build_classifier()
 
@@ -110,7 +111,7 @@ def test_advance_gives_the_same_features_as_a_direct_cache(model, files, cache):
             np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-def test_advance_to_the_head_gives_pooled_features(files):
+def test_advance_to_the_head_gives_pooled_features(files, imagenet_weights):
     model = backbone.build_classifier(cut="dog_probability")
     cache = training.cache_features(model, files, at="block_12_expand", verbose=False)
     pooled = cache.advance("dog_probability")
@@ -165,7 +166,7 @@ def test_augmentation_of_the_training_pipeline_is_not_used(tiny_dataset, model):
     np.testing.assert_allclose(first.features["train"][0], plain, atol=1e-4)
 
 
-def test_refuses_to_cache_before_layers_that_learn(files):
+def test_refuses_to_cache_before_layers_that_learn(files, imagenet_weights):
     model = backbone.build_classifier(cut=None)  # everything trainable
     assert "Conv1" in training.trainable_before(model, backbone.CUT_LAYER)
     with pytest.raises(ValueError, match="Conv1"):
@@ -178,9 +179,243 @@ def test_refuses_to_advance_past_trainable_layers(cache):
         cache.advance("dog_probability")
 
 
-def test_the_series_model_is_cacheable_at_the_cut():
+def test_the_series_model_is_cacheable_at_the_cut(imagenet_weights):
     model = backbone.build_classifier()
     assert training.trainable_before(model, backbone.CUT_LAYER) == []
+
+
+def test_cache_is_exact_in_training_mode_too(model, files):
+    # fit() runs the model with training=True: the frozen BatchNorm layers must still use their
+    # stored statistics on both sides of the cut, or the cache would not match training.
+    backbone.freeze_up_to(model)
+    images = data.load_images(files["train"].paths[:4])
+    direct = np.asarray(model(images, training=True))
+    for at in (backbone.CUT_LAYER, "block_12_expand"):
+        front, tail = backbone.split_at(model, at)
+        cached = np.asarray(tail(front(images, training=True), training=True))
+        np.testing.assert_allclose(cached, direct, atol=1e-5)
+    np.testing.assert_allclose(direct, np.asarray(model(images, training=False)), atol=1e-5)
+
+
+def _tiny_model(*between, seed: int = 0, cut: str = "mid") -> keras.Model:
+    """image -> scale -> [between] -> stem (conv) -> mid (conv) -> pool -> head, frozen before
+    ``cut``: a flat model like the series' classifier, small enough for fast tests."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((224, 224, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="scale")(inputs)
+    for layer in between:
+        x = layer(x)
+    x = keras.layers.Conv2D(4, 5, strides=8, activation="relu", name="stem")(x)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="mid")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    model = keras.Model(inputs, outputs, name="tiny")
+    backbone.freeze_up_to(model, cut)
+    return model
+
+
+@pytest.mark.parametrize(
+    "random_layer",
+    [
+        lambda: keras.layers.Dropout(0.2, name="noisy"),
+        lambda: keras.layers.GaussianNoise(0.5, name="noisy"),
+        lambda: keras.layers.RandomFlip("horizontal", name="noisy"),
+        lambda: keras.Sequential([keras.layers.RandomRotation(0.1)], name="noisy"),
+    ],
+    ids=["Dropout", "GaussianNoise", "RandomFlip", "augmentation_model"],
+)
+def test_refuses_to_cache_after_a_random_layer(files, random_layer):
+    model = _tiny_model(random_layer())
+    assert training.trainable_before(model, "mid") == []  # frozen, yet not cacheable
+    assert training.random_before(model, "mid") == ["noisy"]
+    assert training.random_before(model, "scale") == []
+    with pytest.raises(ValueError, match="noisy") as excinfo:
+        training.cache_features(model, files, at="mid", verbose=False)
+    assert "véletlen" in str(excinfo.value)
+
+
+def test_the_series_model_has_no_random_layer_before_the_cut(imagenet_weights):
+    model = backbone.build_classifier()
+    assert training.random_before(model, "dog_probability") == []
+
+
+def test_cache_features_names_the_mistake_in_its_arguments(tiny_dataset, files):
+    model = _tiny_model()
+    datasets = data.make_datasets(tiny_dataset, batch_size=4, verbose=False)
+    with pytest.raises(TypeError, match="ds.files"):
+        training.cache_features(model, datasets.train, at="mid")
+    with pytest.raises(TypeError, match="Keras-modell"):
+        training.cache_features("model", files, at="mid")
+    with pytest.raises(TypeError, match=r"splits=\('train',\)"):
+        training.cache_features(model, files, at="mid", splits="train")
+    with pytest.raises(ValueError, match="tanito"):
+        training.cache_features(model, files, at="mid", splits=("tanito",))
+    with pytest.raises(ValueError, match="batch_size"):
+        training.cache_features(model, files, at="mid", batch_size=0)
+    with pytest.raises(ValueError, match="dtype"):
+        training.cache_features(model, files, at="mid", dtype="int8")
+    with pytest.raises(ValueError, match="nincs 'mid2'|Nincs 'mid2'"):
+        training.cache_features(model, files, at="mid2")
+    with pytest.raises(ValueError, match=r"kép\[None\]"):
+        training.cache_error(model, np.zeros((224, 224, 3), dtype="float32"), at="mid")
+
+
+# --------------------------------------------------------------------------------------------
+# The feature cache on disk (tiny model, generated photos, a temporary CACHE_ROOT)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def disk(monkeypatch, tmp_path) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setattr(config, "CACHE_ROOT", root)
+    return root / training.FEATURE_CACHE_DIR
+
+
+@pytest.fixture
+def forward_passes(monkeypatch) -> list[int]:
+    """Photos pushed through a front, one entry per split computed."""
+    calls: list[int] = []
+    original = training._compute_split
+
+    def counting(front, split, **kwargs):
+        calls.append(len(split))
+        return original(front, split, **kwargs)
+
+    monkeypatch.setattr(training, "_compute_split", counting)
+    return calls
+
+
+@pytest.fixture
+def own_files(tmp_path, make_tree):
+    """A photo folder of this test's own (the test may change its files)."""
+    make_tree(tmp_path / "photos", n_train=3, n_val=2)
+    return data.make_datasets(tmp_path / "photos", batch_size=4, verbose=False).files
+
+
+def _on_disk(model, files, **kwargs) -> training.FeatureCache:
+    return training.cache_features(model, files, at=kwargs.pop("at", "mid"), on_disk=True, **kwargs)
+
+
+def _same_features(a: training.FeatureCache, b: training.FeatureCache) -> None:
+    assert a.features.keys() == b.features.keys()
+    for split in a.features:
+        np.testing.assert_array_equal(a.labels[split], b.labels[split])
+        for x, y in zip(a.features[split], b.features[split], strict=True):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+
+
+def test_second_call_loads_from_disk_without_a_forward_pass(files, disk, forward_passes, capsys):
+    first = _on_disk(_tiny_model(), files)
+    assert first.origins == dict.fromkeys(files, "stored")
+    assert forward_passes == [len(f) for f in files.values()]
+    assert sorted(disk.glob("*.npz")) == sorted(first.entries.values())
+    assert "elmentve" in capsys.readouterr().out
+    # A model built again, as another notebook would: same architecture and weights.
+    second = _on_disk(_tiny_model(), files)
+    assert second.origins == dict.fromkeys(files, "loaded")
+    assert len(forward_passes) == len(files)  # no new forward pass
+    assert "lemezről betöltve" in capsys.readouterr().out
+    _same_features(first, second)
+    direct = training.cache_features(_tiny_model(), files, at="mid", verbose=False)
+    _same_features(first, direct)
+    assert direct.origins == dict.fromkeys(files, "computed") and not direct.entries
+    run = training.train_cached(second, epochs=1, batch_size=4)
+    assert len(run.epoch_seconds) == 1
+
+
+def test_a_front_weight_change_invalidates_but_a_tail_weight_does_not(files, disk, forward_passes):
+    model = _tiny_model()
+    first = _on_disk(model, files, splits=("validation",))
+    head = model.get_layer("head").kernel
+    head.assign(head.numpy() + 1.0)  # after the cut: the stored features still hold
+    assert _on_disk(model, files, splits=("validation",)).origins == {"validation": "loaded"}
+    stem = model.get_layer("stem").kernel
+    stem.assign(stem.numpy() * (1 + 1e-6))  # before the cut: the smallest change counts
+    changed = _on_disk(model, files, splits=("validation",))
+    assert changed.origins == {"validation": "stored"}
+    assert changed.entries["validation"] != first.entries["validation"]
+    assert len(forward_passes) == 2
+
+
+def test_changing_one_photo_invalidates_only_its_split(own_files, disk, forward_passes):
+    model = _tiny_model()
+    _on_disk(model, own_files)
+    victim = own_files["train"].paths[0]
+    rng = np.random.default_rng(99)
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 100, (40, 50, 3), dtype=np.uint8)).save(victim, quality=90)
+    again = _on_disk(model, own_files)
+    assert again.origins == {"train": "stored", "validation": "loaded", "test": "loaded"}
+    assert forward_passes[-1] == len(own_files["train"])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_shape"),
+    [({"at": "pool"}, (13, 13, 4)), ({"dtype": "float16"}, (28, 28, 4))],
+    ids=["cut", "dtype"],
+)
+def test_another_cut_or_dtype_gets_its_own_entry(
+    files, disk, forward_passes, change, expected_shape
+):
+    model = _tiny_model(cut="pool")  # frozen up to pool, so both cuts are cacheable
+    first = _on_disk(model, files, splits=("test",))
+    other = _on_disk(model, files, splits=("test",), **change)
+    assert other.origins == {"test": "stored"}
+    assert other.entries["test"] != first.entries["test"]
+    assert other.shapes()["test"] == [(len(files["test"]), *expected_shape)]
+    assert len(list(disk.glob("*.npz"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_a_byte", "empty"])
+def test_a_damaged_entry_is_detected_and_recomputed(files, disk, forward_passes, capsys, damage):
+    model = _tiny_model()
+    first = _on_disk(model, files, splits=("train", "test"))
+    entry = first.entries["train"]
+    content = bytearray(entry.read_bytes())
+    if damage == "truncate":
+        content = content[: len(content) // 2]
+    elif damage == "flip_a_byte":
+        content[len(content) // 2] ^= 0xFF  # inside the stored feature values
+    else:
+        content = bytearray()
+    entry.write_bytes(bytes(content))
+    capsys.readouterr()
+    again = _on_disk(model, files, splits=("train", "test"))
+    assert again.origins == {"train": "stored", "test": "loaded"}
+    assert "sérült" in capsys.readouterr().out
+    _same_features(first, again)
+    assert _on_disk(model, files, splits=("train",)).origins == {"train": "loaded"}  # repaired
+    assert not [p for p in disk.iterdir() if p.suffix != ".npz"]  # no temporary file left
+
+
+def test_a_transform_is_stored_only_under_a_key(files, disk, forward_passes, capsys):
+    model = _tiny_model()
+
+    def darker(x):
+        return x * 0.5
+
+    first = _on_disk(model, files, splits=("test",), transform=darker)
+    assert first.origins == {"test": "computed"} and not list(disk.glob("*.npz"))
+    assert "transform_key" in capsys.readouterr().out
+    keyed = _on_disk(model, files, splits=("test",), transform=darker, transform_key="darker-v1")
+    plain = _on_disk(model, files, splits=("test",))
+    assert keyed.origins == plain.origins == {"test": "stored"}
+    assert keyed.entries["test"] != plain.entries["test"]
+    _same_features(first, keyed)
+    again = _on_disk(model, files, splits=("test",), transform=darker, transform_key="darker-v1")
+    assert again.origins == {"test": "loaded"}
+    with pytest.raises(ValueError, match="transform_key"):
+        _on_disk(model, files, transform_key="darker-v1")
+
+
+def test_two_separately_built_classifiers_share_the_disk_cache(files, disk, imagenet_weights):
+    # Notebooks 05 and 07 each build the classifier: the key must not depend on the build.
+    first = _on_disk(backbone.build_classifier(), files, at="block_12_expand", splits=("test",))
+    second = _on_disk(backbone.build_classifier(), files, at="block_12_expand", splits=("test",))
+    assert (first.origins, second.origins) == ({"test": "stored"}, {"test": "loaded"})
+    _same_features(first, second)
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +423,7 @@ def test_the_series_model_is_cacheable_at_the_cut():
 # --------------------------------------------------------------------------------------------
 
 
-def test_training_the_tail_trains_the_models_own_layers(files):
+def test_training_the_tail_trains_the_models_own_layers(files, imagenet_weights):
     config.seed_everything()
     model = backbone.build_classifier()
     cache = training.cache_features(model, files, at="block_12_expand", verbose=False)
@@ -255,9 +490,7 @@ def test_table_uses_the_seed_recipes_best_validation_accuracy():
     assert table[0].startswith("| recipe") and len(table) == 2 + len(rows)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("TL_DATA_DIR"), reason="TL_DATA_DIR is not set: the benchmark reads photos"
-)
+@pytest.mark.usefixtures("real_photos", "imagenet_weights")
 def test_benchmark_command_in_smoke_profile(tmp_path):
     bench = _load_benchmark_module()
     output, measurements = tmp_path / "table.md", tmp_path / "results.json"

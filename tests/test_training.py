@@ -5,12 +5,19 @@ Everything here uses tiny Dense models on random numbers, never MobileNetV2.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from helpers import training
+
+#: Keras 3.15.1 converts variables with ``np.array()``, which NumPy 2 deprecates, in ``model.save``
+#: and in the TensorBoard histogram writer: Keras' own code, not the series'.
+KERAS_NUMPY_COPY_WARNING = "__array__ implementation doesn't accept a copy keyword"
+keras_saves = pytest.mark.filterwarnings(f"ignore:{KERAS_NUMPY_COPY_WARNING}:DeprecationWarning")
 
 
 def _tiny_model(seed: int = 0, inputs: int = 4, *, compiled: bool = True) -> keras.Model:
@@ -101,16 +108,18 @@ def logged_run(tmp_path_factory):
     x = rng.normal(size=(48, 4)).astype("float32")
     y = (x.sum(axis=1) > 0).astype("float32")
     model = _tiny_model()
-    history = model.fit(
-        x[:32],
-        y[:32],
-        validation_data=(x[32:], y[32:]),
-        epochs=2,
-        batch_size=8,
-        verbose=0,
-        # histogram_freq writes non-scalar tensors, write_graph the model config as text.
-        callbacks=[keras.callbacks.TensorBoard(log_dir=str(run_dir), histogram_freq=1)],
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", KERAS_NUMPY_COPY_WARNING, DeprecationWarning)
+        history = model.fit(
+            x[:32],
+            y[:32],
+            validation_data=(x[32:], y[32:]),
+            epochs=2,
+            batch_size=8,
+            verbose=0,
+            # histogram_freq writes non-scalar tensors, write_graph the model config as text.
+            callbacks=[keras.callbacks.TensorBoard(log_dir=str(run_dir), histogram_freq=1)],
+        )
     return run_dir, history.history
 
 
@@ -180,6 +189,63 @@ def test_evaluation_perfect_and_threshold():
     assert strict.wrong.tolist() == [1]
 
 
+def test_evaluation_accepts_what_predict_returns():
+    labels = np.array([0, 1, 1, 0], dtype="int32")
+    column = np.array([[0.1], [0.8], [0.3], [0.2]], dtype="float32")  # model.predict(x): (N, 1)
+    result = training.Evaluation(labels, column)
+    assert result.probabilities.shape == (4,)
+    assert result.accuracy == pytest.approx(0.75)
+    assert result.confusion.sum() == 4
+    np.testing.assert_array_equal(result.confusion, [[2, 0], [1, 1]])
+    assert result.wrong.tolist() == [2]
+    as_column = training.Evaluation(labels.reshape(-1, 1), column.ravel())
+    np.testing.assert_array_equal(as_column.labels, labels)
+
+
+def test_evaluation_wrong_measures_confidence_from_the_threshold():
+    labels = np.array([0, 0, 1], dtype="int32")
+    # threshold 0.2: 0.25 and 0.9 are both called dogs, 0.1 is called a cat.
+    result = training.Evaluation(labels, np.array([0.9, 0.25, 0.1]), threshold=0.2)
+    np.testing.assert_array_equal(result.predictions, [1, 1, 0])
+    # distances from 0.2: 0.7, 0.05, 0.1 -> the 0.9 cat first, then the 0.1 dog, then 0.25
+    assert result.wrong.tolist() == [0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("labels", "probabilities", "error", "match"),
+    [
+        ([0.0, 1.0], [0.2, 0.9], TypeError, "astype"),
+        (["cat", "dog"], [0.2, 0.9], TypeError, "egész"),
+        ([0, 1, 1], [0.2, 0.9], ValueError, "ugyanannyi"),
+        ([0, 1], [[0.2, 0.8], [0.9, 0.1]], ValueError, r"\(N, 1\)"),
+        ([0, 2], [0.2, 0.9], ValueError, "0 vagy 1"),
+        ([0, 1], [-3.2, 4.1], ValueError, "Logit"),
+        ([0, 1], [0.2, np.nan], ValueError, "NaN"),
+    ],
+    ids=["float_labels", "string_labels", "lengths", "two_columns", "label_2", "logits", "nan"],
+)
+def test_evaluation_rejects_mismatched_inputs(labels, probabilities, error, match):
+    with pytest.raises(error, match=match):
+        training.Evaluation(np.asarray(labels), np.asarray(probabilities))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 1.5, "0.5"])
+def test_evaluation_rejects_a_threshold_outside_zero_and_one(threshold):
+    with pytest.raises((TypeError, ValueError), match="küszöb"):
+        training.Evaluation(np.array([0, 1]), np.array([0.2, 0.9]), threshold=threshold)
+
+
+def test_evaluate_wants_a_dataset_not_file_splits(tiny_dataset):
+    from helpers import data
+
+    model = _tiny_model(inputs=2)
+    files = data.make_datasets(tiny_dataset, verbose=False).files
+    with pytest.raises(TypeError, match="make_dataset"):
+        training.evaluate(model, files["test"])
+    with pytest.raises(TypeError, match="Keras-modell"):
+        training.evaluate("model", tf.data.Dataset.range(3))
+
+
 def test_evaluate_collects_labels_in_dataset_order():
     model = _tiny_model(inputs=2)
     x = np.random.default_rng(1).normal(size=(7, 2)).astype("float32")
@@ -197,6 +263,7 @@ def test_evaluate_collects_labels_in_dataset_order():
 # --------------------------------------------------------------------------------------------
 
 
+@keras_saves
 def test_save_classifier_keeps_the_previous_file(tmp_path):
     path = tmp_path / "models" / "cats_vs_dogs.keras"
     first, second, third = (_tiny_model(seed, compiled=False) for seed in (1, 2, 3))
@@ -230,3 +297,104 @@ def test_load_classifier_missing_file_points_to_notebook_05(tmp_path):
         training.load_classifier(missing)
     assert "05_training_tensorboard" in str(excinfo.value)
     assert str(missing) in str(excinfo.value)
+
+
+class _SaveFails(Exception):
+    pass
+
+
+def _failing_save(path, *args, **kwargs):
+    """Write half a file, then fail: a full disk or an unserialisable layer in mid-save."""
+    with open(path, "wb") as stream:
+        stream.write(b"PK\x03\x04 half a zip archive")
+    raise _SaveFails("disk full")
+
+
+@keras_saves
+def test_a_failed_save_loses_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "models" / "cats_vs_dogs.keras"
+    good = _tiny_model(1, compiled=False)
+    training.save_classifier(good, path)
+    before = path.read_bytes()
+    broken = _tiny_model(2, compiled=False)
+    monkeypatch.setattr(broken, "save", _failing_save)
+    with pytest.raises(_SaveFails):
+        training.save_classifier(broken, path)
+    assert path.read_bytes() == before  # the previous model, complete and in place
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no backup, no temp
+    x = np.ones((1, 4), dtype="float32")
+    np.testing.assert_allclose(
+        training.load_classifier(path).predict(x, verbose=0), good.predict(x, verbose=0)
+    )
+
+
+def test_a_failed_first_save_leaves_no_file(tmp_path, monkeypatch):
+    path = tmp_path / "cats_vs_dogs.keras"
+    broken = _tiny_model(2, compiled=False)
+    monkeypatch.setattr(broken, "save", _failing_save)
+    with pytest.raises(_SaveFails):
+        training.save_classifier(broken, path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="05_training_tensorboard"):
+        training.load_classifier(path)
+
+
+def test_a_damaged_model_file_gets_a_clear_message(tmp_path):
+    path = tmp_path / "cats_vs_dogs.keras"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="töröld"):
+        training.load_classifier(path)
+
+
+@keras_saves
+def test_default_model_path_follows_the_output_folder(monkeypatch, tmp_path):
+    target = tmp_path / "models" / "cats_vs_dogs.keras"
+    monkeypatch.setattr(training, "CLASSIFIER_PATH", target)
+    model = _tiny_model(3, compiled=False)
+    assert training.save_classifier(model) == target
+    assert training.load_classifier().count_params() == model.count_params()
+
+
+@keras_saves
+def test_paths_expand_the_home_folder(monkeypatch, tmp_path):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    run = training.new_run_dir("fit", root="~/logs")
+    assert run.parent == home / "logs"
+    saved = training.save_classifier(_tiny_model(4, compiled=False), "~/models/m.keras")
+    assert saved == home / "models" / "m.keras" and saved.is_file()
+    assert training.load_classifier("~/models/m.keras").count_params() == 25
+    assert list(work.iterdir()) == []  # no literal "~" folder
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: training.new_run_dir(42), "szöveg"),
+        (lambda: training.new_run_dir("fit", root=42), "elérési út"),
+        (lambda: training.save_classifier("model.keras"), "Keras-modell"),
+        (lambda: training.save_classifier(_tiny_model(compiled=False), 42), "elérési út"),
+        (lambda: training.load_classifier(42), "elérési út"),
+    ],
+    ids=["run_name", "run_root", "save_model", "save_path", "load_path"],
+)
+def test_wrong_argument_types_get_clear_messages(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+# --------------------------------------------------------------------------------------------
+# Epoch timer
+# --------------------------------------------------------------------------------------------
+
+
+def test_epoch_timer_is_a_keras_callback_recording_each_epoch():
+    timer = training.EpochTimer()
+    assert isinstance(timer, keras.callbacks.Callback)
+    model = _tiny_model()
+    x = np.zeros((8, 4), dtype="float32")
+    model.fit(x, np.zeros(8), epochs=3, batch_size=4, callbacks=[timer], verbose=0)
+    assert len(timer.seconds) == 3 and all(s > 0 for s in timer.seconds)
