@@ -224,6 +224,31 @@ def _blur(x, kernel: np.ndarray):
     return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
 
 
+@functools.lru_cache(maxsize=4)
+def _ascent_step(feature_model, channels: tuple[int, ...], step_size: float):
+    """Compiled gradient step of :func:`gradient_ascent`: ``images -> images + step``.
+
+    The image side is left open, so one trace serves every octave (and later calls with the same
+    model and channels; the last four are kept). Image ``i`` climbs ``channels[i]``.
+    """
+    selector = tf.one_hot(list(channels), int(feature_model.output.shape[-1]))
+
+    @tf.function(input_signature=[tf.TensorSpec([len(channels), None, None, 3], tf.float32)])
+    def ascent_step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            acts = feature_model(x, training=False)
+            h, w = tf.shape(acts)[1], tf.shape(acts)[2]
+            top, left = tf.minimum(2, h // 6), tf.minimum(2, w // 6)  # as _inner_slice
+            per_channel = tf.reduce_mean(acts[:, top : h - top, left : w - left, :], axis=[1, 2])
+            objective = tf.reduce_sum(per_channel * selector)
+        grads = tape.gradient(objective, x)
+        grads /= tf.math.reduce_std(grads, axis=[1, 2, 3], keepdims=True) + 1e-8
+        return x + step_size * grads
+
+    return ascent_step
+
+
 def gradient_ascent(
     feature_model,
     channels: Sequence[int],
@@ -287,20 +312,9 @@ def gradient_ascent(
     sizes[-1] = size
     start = 127.5 + rng.normal(0.0, 8.0, (len(channels), sizes[0], sizes[0], 3))
     x = tf.constant(start, dtype=tf.float32)
-    selector = tf.one_hot(channels, n_channels)
     kernel = _gaussian_kernel(blur_sigma) if blur_every else None
 
-    @tf.function  # traced once per image size (octave)
-    def ascent_step(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            acts = feature_model(x, training=False)
-            rows, cols = _inner_slice(acts.shape[1]), _inner_slice(acts.shape[2])
-            per_channel = tf.reduce_mean(acts[:, rows, cols, :], axis=[1, 2])
-            objective = tf.reduce_sum(per_channel * selector)
-        grads = tape.gradient(objective, x)
-        grads /= tf.math.reduce_std(grads, axis=[1, 2, 3], keepdims=True) + 1e-8
-        return x + step_size * grads
+    ascent_step = _ascent_step(feature_model, tuple(channels), float(step_size))
 
     for octave, side in enumerate(sizes):
         if octave:

@@ -99,6 +99,26 @@ def test_gradient_ascent_increases_the_target_activation(net):
         probes.channel_activation(feature_model, start, [3])
 
 
+def test_gradient_ascent_traces_its_step_once_for_every_octave():
+    """The step is compiled for any image side: three octaves, one trace (not one per size), and
+    its border rule is _inner_slice's (an 8-cell map loses one cell on each side)."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((None, None, 3), name="image")
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs))
+    images = probes.gradient_ascent(model, [0, 3], size=40, steps=2, octaves=3, jitter=1)
+    assert images.shape == (2, 40, 40, 3)
+    assert probes._ascent_step(model, (0, 3), 4.0).experimental_get_tracing_count() == 1
+
+    x = tf.constant(127.5 + np.random.default_rng(0).normal(0.0, 8.0, (1, 8, 8, 3)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        objective = tf.reduce_mean(model(x)[:, 1:7, 1:7, 3])
+    grads = tape.gradient(objective, x)
+    expected = tf.clip_by_value(x + 4.0 * grads / (tf.math.reduce_std(grads) + 1e-8), 0, 255)
+    one = probes.gradient_ascent(model, [3], size=8, steps=1, octaves=1, jitter=0, blur_every=0)
+    np.testing.assert_allclose(one, expected.numpy(), atol=1e-4)
+
+
 def tiny_classifier():
     """32x32 input -> 2-channel conv ("bright spot" and "constant") -> GAP -> Dense(1, sigmoid)."""
     inputs = keras.Input((32, 32, 3), name="image")
