@@ -247,7 +247,7 @@ TASKS: dict[str, Task] = {
     # Mean activation after the plain ascent_step loop (no regularisers) on a deeper layer.
     "06.1": Task(
         hint="ugyanabból a kiinduló képből indulj (np.random.default_rng(0), 8-as szórás), "
-        "224×224-es méretben, annyi lépéssel, amennyit a steps mond; a végén "
+        "akkora képen és annyi lépéssel, amennyit a size és a steps mond; a végén "
         "probes.channel_activation(ex1_target, kép, [ex1_channel]).",
         expected=_plain_ascent_activation,
         rel_tol=0.01,
