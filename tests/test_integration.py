@@ -41,7 +41,7 @@ def fine_tuned(datasets):
     model.compile(
         optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", metrics=["accuracy"]
     )
-    history = model.fit(datasets.train, epochs=1, verbose=0)
+    history = model.fit(datasets.train, epochs=1, verbose=0, shuffle=False)  # ds.train shuffles
     return {
         "model": model,
         "cut": cut,
