@@ -1037,7 +1037,10 @@ def make_dataset(
             ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(to_float).batch(batch_size)
     if augment is not None:
-        ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        # Sequential on purpose: the augmentation layers keep one random state, so parallel
+        # calls would draw in thread order and two runs from the same seed would differ.
+        # prefetch still overlaps it with training.
+        ds = ds.map(augment_batch)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

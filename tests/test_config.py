@@ -198,8 +198,8 @@ def _tiny_convnet():
 
 
 def test_augmented_pipeline_repeats_after_seed_everything(tiny_dataset):
-    # The augmentation layers share one seed state across tf.data's parallel calls: without op
-    # determinism, which batch gets which random draw depends on thread timing.
+    # The augmentation layers share one seed state: in a parallel tf.data map, which batch gets
+    # which random draw would depend on thread timing (make_dataset augments sequentially).
     from helpers import data
 
     def augmented_batches():
