@@ -383,12 +383,25 @@ class Exercise:
         return None
 
 
+def _after_last_heading(text: list[str], source: str) -> list[str]:
+    """Extend an exercise's text with a markdown cell; a heading starts the text afresh.
+
+    So the summary before "## Feladatok" does not end up in the first exercise's text.
+    """
+    lines = source.splitlines()
+    headings = [i for i, line in enumerate(lines) if line.lstrip().startswith("#")]
+    if not headings:
+        return [*text, source]
+    return ["\n".join(lines[headings[-1] :])]
+
+
 def exercises_of(nb: nbformat.NotebookNode) -> list[Exercise]:
     """Group a notebook's "solution" and "model-answer" cells into exercises, in order.
 
     Introduced in ``01_data_loading.ipynb``. A solution cell starts a new exercise whose text is
-    the run of markdown cells right before it; a model answer joins the current exercise unless
-    new markdown text came in between, in which case it is an exercise of its own.
+    the run of markdown cells right before it, from the last heading on; a model answer joins
+    the current exercise unless new markdown text came in between, in which case it is an
+    exercise of its own.
     """
     found: list[Exercise] = []
     text: list[str] = []
@@ -406,7 +419,7 @@ def exercises_of(nb: nbformat.NotebookNode) -> list[Exercise]:
                 text = []
             current.model_answers.append((cell.cell_type, cell.source))
         elif cell.cell_type == "markdown":
-            text.append(cell.source)
+            text = _after_last_heading(text, cell.source)
         else:
             text = []
     return found

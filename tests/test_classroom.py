@@ -459,3 +459,15 @@ def test_real_solutions_bind_only_new_names(path):
             rebound = set(classroom.assigned_names(cell.source)) & bound
             assert not rebound, f"cell {index + 1}: the solution rebinds {sorted(rebound)}"
         bound |= _bound_names(cell.source)
+
+
+def test_exercise_text_starts_at_the_last_heading():
+    # The summary in front of "## Feladatok" is not part of the first exercise's text.
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        _cell("markdown", "## Összefoglalás\n\n- a lényeg\n\n## Feladatok\n\n1. Mennyi?"),
+        _cell("markdown", "Tipp: számolj."),
+        _cell("code", "# 1. feladat – megoldás\nn = 1", "solution"),
+    ]
+    (exercise,) = classroom.exercises_of(nb)
+    assert exercise.text == ["## Feladatok\n\n1. Mennyi?", "Tipp: számolj."]
