@@ -323,3 +323,119 @@ def test_nbval_runner(tmp_path, case):
     else:
         assert result.returncode != 0, output[-3000:]
         assert "szándékos hiba" in output
+
+
+# --------------------------------------------------------------------------------------------
+# A lecture, not a report: cells that fit a projected screen, checks out of the teaching cells,
+# exercises with a self-check or a model answer
+# --------------------------------------------------------------------------------------------
+
+#: Longest cell that still fits a projected screen, per cell type.
+MAX_LINES = {"code": 25, "markdown": 20}
+#: Tags of the cells that may hold asserts (section checks) or call the self-checks.
+CHECK, SELF_CHECK, SOLUTION, MODEL_ANSWER = "check", "self-check", "solution", "model-answer"
+_TASK_CALL = re.compile(r"exercises\.check\(\s*[\"'](\d\d\.\d+)[\"']")
+
+
+def _tags(cell) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+@per_notebook
+def test_cells_fit_a_projected_screen(path):
+    too_long = [
+        f"cell {i} ({cell.cell_type}, {len(cell.source.splitlines())} lines)"
+        for i, cell in enumerate(_read(path).cells)
+        if len(cell.source.splitlines()) > MAX_LINES.get(cell.cell_type, 10**6)
+    ]
+    assert not too_long, f"longer than {MAX_LINES}: {too_long}"
+
+
+def asserting_lines(source: str) -> list[int]:
+    """Lines of a cell with an ``assert`` statement or an ``assert_*`` call (np.testing & co)."""
+    lines = []
+    for node in ast.walk(_python(source)):
+        if isinstance(node, ast.Assert):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name.startswith("assert_"):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_assert_finder():
+    assert asserting_lines("x = 1\nassert x == 1") == [2]
+    assert asserting_lines("np.testing.assert_allclose(a, b)") == [1]
+    assert asserting_lines("if x:\n    assert_equal(x, 1)") == [2]
+    assert asserting_lines("print('assert')\nasserted = True") == []
+
+
+@per_notebook
+def test_asserts_only_in_check_cells(path):
+    teaching = [
+        f"cell {i}, line {line}"
+        for i, cell in enumerate(_read(path).cells)
+        if cell.cell_type == "code" and CHECK not in _tags(cell)
+        for line in asserting_lines(cell.source)
+    ]
+    assert not teaching, (
+        f"asserts in teaching cells (move them into a cell tagged {CHECK!r}): {teaching}"
+    )
+
+
+@per_notebook
+def test_check_cells_say_what_they_check_and_report(path):
+    checks = [(i, c) for i, c in enumerate(_read(path).cells) if CHECK in _tags(c)]
+    assert checks, "no section check cell (tagged 'check')"
+    for i, cell in checks:
+        assert cell.cell_type == "code", f"cell {i}: only code cells can be checks"
+        assert _nfc(cell.source).startswith(_nfc("# Ellenőrzés")), (
+            f"cell {i}: a check cell starts with '# Ellenőrzés: …' (what it checks)"
+        )
+        calls = [
+            n
+            for n in ast.walk(_python(cell.source))
+            if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"
+        ]
+        assert calls, f"cell {i}: a check cell prints a one-line verdict"
+
+
+@per_notebook
+def test_every_exercise_has_a_self_check_or_a_model_answer(path):
+    cells = _read(path).cells
+    solutions = [i for i, c in enumerate(cells) if SOLUTION in _tags(c)]
+    assert solutions, "no exercise with a model solution (cells tagged 'solution')"
+    for k, start in enumerate(solutions):
+        end = solutions[k + 1] if k + 1 < len(solutions) else len(cells)
+        following = [_tags(c) for c in cells[start + 1 : end]]
+        assert any(SELF_CHECK in t or MODEL_ANSWER in t for t in following), (
+            f"the exercise solved in cell {start} has neither a self-check nor a model answer"
+        )
+
+
+@per_notebook
+def test_self_checks_name_this_notebooks_registered_tasks(path):
+    from helpers import exercises
+
+    number = path.name[:2]
+    used = [
+        task
+        for cell in _read(path).cells
+        if SELF_CHECK in _tags(cell)
+        for task in _TASK_CALL.findall(cell.source)
+    ]
+    assert used, "no self-check calls exercises.check(...)"
+    assert all(task.startswith(number + ".") for task in used), used
+    assert all(task in exercises.TASKS for task in used), [
+        t for t in used if t not in exercises.TASKS
+    ]
+    registered = sorted(t for t in exercises.TASKS if t.startswith(number + "."))
+    assert sorted(set(used)) == registered, f"registered but unused: {set(registered) - set(used)}"
+
+
+def test_colab_badges_and_install_cells_match_the_repository_address():
+    from helpers import classroom
+
+    assert classroom.main(["badges", "--check"]) == 0
