@@ -549,37 +549,153 @@ class FeatureCache:
             self.model, self.at, self.tail, features, labels, self.seconds, dict(self.origins)
         )
 
-    def advance(self, at: str, *, batch_size: int = 64) -> FeatureCache:
+    def advance(
+        self, at: str, *, on_disk: bool = False, batch_size: int = 64, verbose: bool = True
+    ) -> FeatureCache:
         """Return a new cache at a later layer, computed from this one (no photo is read again).
 
-        Every layer before ``at`` must be frozen (freeze more with
+        Introduced in ``07_experiments.ipynb``; ``05_training_tensorboard.ipynb`` stores the pooled
+        features with it. Every layer before ``at`` must be frozen (freeze more with
         :func:`helpers.backbone.freeze_up_to` first). ``advance("dog_probability")`` gives the
         pooled 1280-long feature vectors: the input of the classifier head alone. Like every cache,
         the result is a snapshot: it stays exact only while the layers before ``at`` keep their
         weights.
+
+        With ``on_disk=True`` every split that has a disk entry (made by
+        ``cache_features(..., on_disk=True)`` or an earlier ``advance(..., on_disk=True)``) is
+        stored next to it, under ``cache/features/<key>.npz``, and a later call — from any
+        notebook — loads it without a forward pass. The key hashes the parent entry's key (which
+        already covers the photos and the front), ``at``, the storage type, and the architecture
+        and every weight value of the layers between the two cuts: a change to any of them gives
+        a new key. A split held in memory only (for example from :meth:`subset`) stays in memory.
+
+        Args:
+            at: First layer of the new tail; it must not come before this cache's ``at``.
+            on_disk: Store the advanced features on disk and reuse them across calls and
+                notebooks.
+            batch_size: Examples per forward pass.
+            verbose: With ``on_disk``, print for each split whether it was loaded or computed,
+                and the memory used.
+
+        Raises:
+            ValueError: ``at`` comes before this cache's cut, or a layer before ``at`` still
+                learns or is random.
         """
         _require_frozen(self.model, at)
         batch_size = _positive_int(batch_size, "batch_size")
+        if backbone.layer_index(self.model, at) < backbone.layer_index(self.model, self.at):
+            raise ValueError(
+                f"A(z) {at!r} réteg a gyorsítótár vágása ({self.at!r}) előtt van: a jellemzőket "
+                "csak a háló vége felé lehet továbbvinni. Korábbi vágáshoz hívd újra a "
+                f"training.cache_features(..., at={at!r}) függvényt."
+            )
         start = time.perf_counter()
         old, new = backbone.frontier(self.model, self.at), backbone.frontier(self.model, at)
         # A tensor that crosses both cuts (a residual branch) is copied, not recomputed.
         kept = [next((i for i, t in enumerate(old) if t is n), None) for n in new]
         computed = [n for n, k in zip(new, kept, strict=True) if k is None]
-        mid = keras.Model(old, computed) if computed else None
+        # A fixed name: Keras numbers unnamed models (functional_1 ...), which would enter the key.
+        name = f"{self.model.name}_between"
+        mid = keras.Model(old, computed, name=name) if computed else None
         _, tail = backbone.split_at(self.model, at)
-        features = {}
+        step_key = _advance_key(mid, at=at, kept=kept) if on_disk else None
+        features: dict[str, list[np.ndarray]] = {}
+        origins: dict[str, str] = {}
+        entries: dict[str, Path] = {}
         for split, arrays in self.features.items():
-            out = []
-            if mid is not None:
-                out = mid.predict(list(arrays), batch_size=batch_size, verbose=0)
-                out = list(out) if isinstance(out, (list, tuple)) else [out]
-            dtype = arrays[0].dtype
-            features[split] = [
-                arrays[k] if k is not None else np.asarray(out.pop(0), dtype=dtype) for k in kept
-            ]
+            labels, dtype = self.labels[split], arrays[0].dtype
+            parent = self.entries.get(split) if on_disk else None
+            if on_disk and parent is None and verbose:
+                print(
+                    f"{split}: ez a rész nincs a lemezes gyorsítótárban (például subset() vagy "
+                    "on_disk=False készítette), ezért a továbbvitt jellemzői is csak a memóriába "
+                    "kerülnek."
+                )
+            if parent is not None:
+                key = hashlib.sha256(f"{step_key}|{parent.stem}|{dtype}".encode()).hexdigest()
+                entry = entries[split] = config.CACHE_ROOT / FEATURE_CACHE_DIR / f"{key}.npz"
+                shapes = [(len(labels), *t.shape[1:]) for t in new]
+                found, problem = _read_entry(entry, key, shapes, labels, dtype)
+                if found is not None:
+                    features[split], origins[split] = found[0], "loaded"
+                    if verbose:
+                        print(
+                            f"{split}: {len(labels)} kép jellemzői a(z) {at!r} előtt a lemezről "
+                            f"betöltve ({entry})"
+                        )
+                    continue
+                if problem and verbose:
+                    print(
+                        f"{split}: sérült gyorsítótár-bejegyzés ({problem}), újraszámolom: {entry}"
+                    )
+            t0 = time.perf_counter()
+            features[split] = _advance_split(mid, arrays, kept, batch_size=batch_size)
+            origins[split] = "computed"
+            if parent is None:
+                continue
+            meta = {"at": at, "parent": parent.stem, "split": split, "photos": len(labels)}
+            try:
+                _write_entry(entry, key, features[split], labels, meta)
+                origins[split] = "stored"
+            except OSError as exc:
+                print(
+                    f"{split}: a jellemzőket nem sikerült a lemezre menteni ({exc}); a "
+                    "memóriában megvannak, ez a futás így is működik."
+                )
+            if verbose and origins[split] == "stored":
+                print(
+                    f"{split}: {len(labels)} kép jellemzői továbbszámolva a(z) {at!r} elé "
+                    f"({time.perf_counter() - t0:.1f} s) és elmentve ide: {entry}"
+                )
         seconds = self.seconds + time.perf_counter() - start
-        origins = dict.fromkeys(features, "computed")
-        return FeatureCache(self.model, at, tail, features, dict(self.labels), seconds, origins)
+        cache = FeatureCache(
+            self.model, at, tail, features, dict(self.labels), seconds, origins, entries
+        )
+        if on_disk and verbose:
+            print(
+                f"Gyorsítótár a(z) {at!r} előtt: {sum(len(v) for v in self.labels.values())} "
+                f"kép, {time.perf_counter() - start:.1f} s, {cache.nbytes / 2**20:.1f} MiB"
+            )
+        return cache
+
+
+def _advance_split(mid, arrays, kept, *, batch_size: int) -> list[np.ndarray]:
+    """Push one split's cached arrays through the layers between two cuts: the forward pass that
+    an advanced disk entry saves. ``kept[i]`` is the index of an array passed on unchanged."""
+    out = []
+    if mid is not None:
+        out = mid.predict(list(arrays), batch_size=batch_size, verbose=0)
+        out = list(out) if isinstance(out, (list, tuple)) else [out]
+    dtype = arrays[0].dtype
+    return [arrays[k] if k is not None else np.asarray(out.pop(0), dtype=dtype) for k in kept]
+
+
+def _advance_key(mid, *, at: str, kept: list) -> str:
+    """Hash of what advanced features depend on besides the parent entry: the architecture and
+    every weight value of the layers between the two cuts, ``at`` and the software versions."""
+    digest = hashlib.sha256()
+    architecture = ""
+    if mid is not None:
+        architecture = json.dumps(mid.get_config(), sort_keys=True, default=repr)
+        # The inputs of a model built on inner tensors get generated names ("keras_tensor_106"),
+        # which differ between two builds of the same classifier: replace them by their position.
+        inputs = [layer.name for layer in mid.layers if isinstance(layer, keras.layers.InputLayer)]
+        for i, name in enumerate(inputs):
+            architecture = architecture.replace(json.dumps(name), json.dumps(f"<input {i}>"))
+    header = {
+        "version": FEATURE_CACHE_VERSION,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "at": at,
+        "kept": kept,
+        "architecture": architecture,
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for weight in [] if mid is None else mid.weights:
+        value = np.ascontiguousarray(weight.numpy())
+        digest.update(f"{weight.path}|{value.dtype}|{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def _input_size(model) -> int:
@@ -646,26 +762,28 @@ def _files_key(split: data.FileSplit) -> str:
     return digest.hexdigest()
 
 
-def _read_entry(entry: Path, key: str, front, split: data.FileSplit, dtype: str):
-    """Return ``((arrays, labels), None)``, ``(None, None)`` if absent, or ``(None, problem)``."""
+def _read_entry(entry: Path, key: str, shapes: list[tuple], labels: np.ndarray, dtype):
+    """Return ``((arrays, labels), None)``, ``(None, None)`` if absent, or ``(None, problem)``.
+
+    An entry counts only if its key, its arrays' ``shapes`` and type, and its ``labels`` match.
+    """
     if not entry.is_file():
         return None, None
     try:
         with np.load(entry, allow_pickle=False) as archive:  # zip CRCs catch damaged bytes
             meta = json.loads(str(archive["meta"]))
-            arrays = [archive[f"f{i}"] for i in range(len(front.outputs))]
-            labels = archive["labels"]
+            arrays = [archive[f"f{i}"] for i in range(len(shapes))]
+            stored = archive["labels"]
     except Exception as exc:  # truncated, damaged or foreign file: recompute it
         return None, f"nem olvasható: {type(exc).__name__}"
-    expected = [(len(split), *t.shape[1:]) for t in front.outputs]
     if (
         meta.get("key") != key
-        or [a.shape for a in arrays] != expected
+        or [a.shape for a in arrays] != list(shapes)
         or any(a.dtype != np.dtype(dtype) for a in arrays)
-        or not np.array_equal(labels, split.labels)
+        or not np.array_equal(stored, labels)
     ):
         return None, "nem ehhez a modellhez és fájllistához tartozik"
-    return (arrays, labels), None
+    return (arrays, stored), None
 
 
 def _write_entry(entry: Path, key: str, arrays, labels, meta: dict) -> None:
@@ -785,7 +903,8 @@ def cache_features(
         if store:
             key = hashlib.sha256((front_key + _files_key(file_split)).encode()).hexdigest()
             entry = entries[split] = config.CACHE_ROOT / FEATURE_CACHE_DIR / f"{key}.npz"
-            found, problem = _read_entry(entry, key, front, file_split, dtype)
+            shapes = [(len(file_split), *t.shape[1:]) for t in front.outputs]
+            found, problem = _read_entry(entry, key, shapes, file_split.labels, dtype)
             if found is not None:
                 features[split], labels[split] = found
                 origins[split] = "loaded"

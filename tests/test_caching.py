@@ -418,6 +418,88 @@ def test_two_separately_built_classifiers_share_the_disk_cache(files, disk, imag
     _same_features(first, second)
 
 
+@pytest.fixture
+def advance_passes(monkeypatch) -> list[int]:
+    """Examples pushed through the layers between two cuts, one entry per split computed."""
+    calls: list[int] = []
+    original = training._advance_split
+
+    def counting(mid, arrays, kept, **kwargs):
+        calls.append(len(arrays[0]))
+        return original(mid, arrays, kept, **kwargs)
+
+    monkeypatch.setattr(training, "_advance_split", counting)
+    return calls
+
+
+def _pooled_on_disk(model, files, **kwargs) -> training.FeatureCache:
+    return _on_disk(model, files, **kwargs).advance("head", on_disk=True, verbose=True)
+
+
+def test_advance_on_disk_loads_without_a_forward_pass(
+    files, disk, forward_passes, advance_passes, capsys
+):
+    first = _pooled_on_disk(_tiny_model(cut="head"), files)
+    assert first.origins == dict.fromkeys(files, "stored")
+    assert advance_passes == [len(f) for f in files.values()]
+    assert first.shapes()["train"] == [(len(files["train"]), 4)]
+    assert "elmentve" in capsys.readouterr().out
+    # The same model built again, as notebook 07 would after notebook 05
+    second = _pooled_on_disk(_tiny_model(cut="head"), files)
+    assert second.origins == dict.fromkeys(files, "loaded")
+    assert len(advance_passes) == len(files) and len(forward_passes) == len(files)
+    assert "lemezről betöltve" in capsys.readouterr().out
+    _same_features(first, second)
+    assert second.entries == first.entries
+    assert len(list(disk.glob("*.npz"))) == 2 * len(files)  # parents + advanced entries
+    in_memory = _on_disk(_tiny_model(cut="head"), files).advance("head")
+    _same_features(first, in_memory)
+    assert in_memory.origins == dict.fromkeys(files, "computed") and not in_memory.entries
+
+
+def test_advance_on_disk_is_invalidated_by_a_weight_between_the_cuts(
+    files, disk, forward_passes, advance_passes
+):
+    model = _tiny_model(cut="head")
+    first = _pooled_on_disk(model, files, splits=("test",))
+    head = model.get_layer("head").kernel
+    head.assign(head.numpy() + 1.0)  # after `at`: the stored pooled features still hold
+    assert _pooled_on_disk(model, files, splits=("test",)).origins == {"test": "loaded"}
+    mid = model.get_layer("mid").kernel
+    mid.assign(mid.numpy() * (1 + 1e-6))  # between the two cuts, before `at`: it counts
+    changed = _pooled_on_disk(model, files, splits=("test",))
+    assert changed.origins == {"test": "stored"}
+    assert changed.entries["test"] != first.entries["test"]
+    assert len(forward_passes) == 1  # the parent entry (before "mid") still loads
+    assert len(advance_passes) == 2
+
+
+def test_advance_on_disk_keeps_memory_only_splits_in_memory(files, disk, capsys):
+    model = _tiny_model(cut="head")
+    parent = training.cache_features(model, files, at="mid", verbose=False)
+    pooled = parent.subset([0, 1]).advance("head", on_disk=True)
+    assert set(pooled.origins.values()) == {"computed"} and not pooled.entries
+    assert not list(disk.glob("*.npz")) and "memóriába" in capsys.readouterr().out
+
+
+def test_advance_refuses_an_earlier_layer(files):
+    cache = training.cache_features(_tiny_model(cut="head"), files, at="mid", verbose=False)
+    with pytest.raises(ValueError, match="előtt van"):
+        cache.advance("stem")
+
+
+def test_two_builds_of_the_classifier_share_the_advanced_entry(files, disk, imagenet_weights):
+    # Notebook 05 stores the pooled features, notebook 07 builds the classifier again.
+    def pooled():
+        model = backbone.build_classifier(cut="dog_probability")
+        parent = _on_disk(model, files, at="block_12_expand", splits=("test",))
+        return parent.advance("dog_probability", on_disk=True)
+
+    first, second = pooled(), pooled()
+    assert (first.origins, second.origins) == ({"test": "stored"}, {"test": "loaded"})
+    _same_features(first, second)
+
+
 # --------------------------------------------------------------------------------------------
 # Training on the cache trains the model itself
 # --------------------------------------------------------------------------------------------
