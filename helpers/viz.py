@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 
 from helpers import probes
 
@@ -139,12 +139,41 @@ def pixel_histograms(arrays: dict[str, np.ndarray], *, bins: int = 60):
     return fig
 
 
-def plot_learning_curves(scalars: dict[str, dict[str, list[float]]], *, title: str | None = None):
+#: Labels of the two training phases in :func:`plot_learning_curves`.
+PHASE_LABELS = ("1. fázis: csak a fej", "2. fázis: finomhangolás")
+
+
+def plot_learning_curves(
+    scalars: dict[str, dict[str, list[float]]],
+    *,
+    title: str | None = None,
+    boundary: int | None = None,
+):
     """Plot loss and accuracy per epoch for the training and validation runs.
 
     Introduced in ``05_training_tensorboard.ipynb``. ``scalars`` is what
     :func:`helpers.training.read_scalars` returns.
+
+    Args:
+        scalars: ``{"train": {"epoch_loss": [...], "epoch_accuracy": [...]}, "validation": ...}``.
+        title: Title of the whole figure.
+        boundary: Epochs of the first phase of a two-phase training (the head alone). A dashed
+            vertical line after that epoch separates the phases, the second phase is shaded, and
+            the legend names them (:data:`PHASE_LABELS`). ``None``: one phase.
+
+    Raises:
+        ValueError: ``boundary`` is not a whole number that leaves epochs on both sides.
     """
+    n_epochs = max((len(v) for tags in scalars.values() for v in tags.values()), default=0)
+    if boundary is not None and (
+        isinstance(boundary, bool)
+        or not isinstance(boundary, (int, np.integer))
+        or not 1 <= boundary < n_epochs
+    ):
+        raise ValueError(
+            f"A boundary az 1. fázis epochjainak száma: egész szám 1 és {n_epochs - 1} között "
+            f"(mindkét fázisban legyen epoch), nem {boundary!r}."
+        )
     labels = {"train": "tanító", "validation": "validációs"}
     fig, axes = grid(1, 2, (5.0, 3.6), axes="on", title=title)
     panels = [("epoch_loss", "veszteség"), ("epoch_accuracy", "pontosság")]
@@ -152,12 +181,22 @@ def plot_learning_curves(scalars: dict[str, dict[str, list[float]]], *, title: s
         for split, tags in scalars.items():
             if tag in tags:
                 values = tags[tag]
-                epochs = range(1, len(values) + 1)
-                ax.plot(epochs, values, marker="o", label=labels.get(split, split))
+                ax.plot(
+                    range(1, len(values) + 1), values, marker="o", label=labels.get(split, split)
+                )
+        handles, _ = ax.get_legend_handles_labels()
+        if boundary is not None:
+            ax.axvline(boundary + 0.5, color="0.3", linestyle="--", linewidth=1.5)
+            ax.axvspan(boundary + 0.5, n_epochs + 0.5, color="tab:orange", alpha=0.15, lw=0)
+            ax.set_xlim(0.5, n_epochs + 0.5)
+            handles += [
+                Patch(facecolor="white", edgecolor="0.5", label=PHASE_LABELS[0]),
+                Patch(facecolor="tab:orange", alpha=0.3, label=PHASE_LABELS[1]),
+            ]
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(handles=handles)
     return fig
 
 

@@ -71,6 +71,30 @@ def test_the_series_plots_keep_their_signatures():
     assert [t.get_text() for t in confusion.axes[0].texts] == ["5", "1", "2", "7"]
 
 
+def test_learning_curves_mark_the_phase_boundary():
+    scalars = {
+        split: {
+            "epoch_loss": [0.6, 0.4, 0.3, 0.2, 0.1],
+            "epoch_accuracy": [0.6, 0.7, 0.8, 0.9, 0.95],
+        }
+        for split in ("train", "validation")
+    }
+    assert viz.PHASE_LABELS == ("1. fázis: csak a fej", "2. fázis: finomhangolás")
+    fig = viz.plot_learning_curves(scalars, title="két fázis", boundary=3)
+    for ax in fig.axes:
+        legend = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert legend == ["tanító", "validációs", *viz.PHASE_LABELS]
+        dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+        assert len(dashed) == 1 and list(dashed[0].get_xdata()) == [3.5, 3.5]
+        assert ax.get_xlim() == (0.5, 5.5)
+    plain = viz.plot_learning_curves(scalars)
+    for ax in plain.axes:
+        assert len(ax.lines) == 2 and len(ax.get_legend().get_texts()) == 2
+    for bad in (0, 5, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="boundary"):
+            viz.plot_learning_curves(scalars, boundary=bad)
+
+
 def test_to_uint8_and_overlay():
     assert viz.to_uint8(np.array([-1.0, 0.0, 1.0])).tolist() == [0, 127, 255]
     assert viz.to_uint8(np.array([0.0, 300.0])).tolist() == [0, 255]
