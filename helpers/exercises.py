@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import config, data, probes
+from helpers import config, data, probes, training
 
 #: Task ids: two-digit notebook number, a dot, the task's number in that notebook.
 TASK_ID = re.compile(r"^(\d\d)\.([1-9]\d*)$")
@@ -131,6 +131,22 @@ def _most_stretched(sizes) -> float:
 def _test_dogs_at_30_percent(info, max_per_class) -> int:
     split = data.split_files(info, test_fraction=0.3, max_per_class=max_per_class)
     return int(np.sum(split["test"].labels == 1))
+
+
+# --- 05 ---
+# 05_training_tensorboard.ipynb: answers computed from the notebook's objects.
+def _cached_validation_accuracy(cache) -> float:
+    return training.evaluate_cached(cache, "validation").accuracy
+
+
+def _mistakes_at_threshold_09(result) -> tuple[int, int]:
+    strict = training.Evaluation(result.labels, result.probabilities, threshold=0.9)
+    return int(strict.confusion[0, 1]), int(strict.confusion[1, 0])
+
+
+def _head_accuracy(head, features, labels) -> float:
+    p_dog = np.asarray(head.predict(features, verbose=0)).reshape(-1)
+    return float(np.mean((p_dog > 0.5) == np.asarray(labels)))  # Keras' accuracy: P > 0,5
 
 
 # --- 06 ---
@@ -242,6 +258,27 @@ TASKS: dict[str, Task] = {
     "02.4": Task(
         hint="a képlet ugyanaz, csak a DepthwiseConv2D rétegeknél k = 5; a jump változatlan.",
         answer_hash="1d28c120568c10e19b9d8abe8b66d0983fa3d2e11ee7751aca50f83c6f4a43aa",
+    ),
+    # --- 05 ---
+    # Validation accuracy after one fine-tuning epoch at 1e-3 on the cached block_12 inputs.
+    "05.1": Task(
+        hint="a train_cached eredményének history szótárában a 'val_accuracy' lista utolsó eleme.",
+        expected=_cached_validation_accuracy,
+        abs_tol=0.001,
+    ),
+    # (cats called dogs, dogs called cats) on the test split at threshold 0.9.
+    "05.2": Task(
+        hint="a 0,9-es küszöbű Evaluation confusion mátrixának két átlón kívüli eleme kell: "
+        "előbb a valódi macskák sorában a kutya oszlop, aztán fordítva (sorok: valódi, oszlopok: "
+        "jósolt).",
+        expected=_mistakes_at_threshold_09,
+    ),
+    # Validation accuracy of a new head trained for two epochs on the pooled features.
+    "05.3": Task(
+        hint="a few_head.fit által visszaadott History history szótárában a 'val_accuracy' lista "
+        "utolsó eleme.",
+        expected=_head_accuracy,
+        abs_tol=0.001,
     ),
     # --- 06 ---
     # Mean activation after the plain ascent_step loop (no regularisers) on a deeper layer.

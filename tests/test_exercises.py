@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import data, exercises
+from helpers import data, exercises, training
 from helpers.exercises import Task
 
 
@@ -49,6 +49,32 @@ def _dataset_info(n_train: int, n_validation: int) -> data.DatasetInfo:
         return data.Split(name, Path(name), files)
 
     return data.DatasetInfo(Path("."), split("train", n_train), split("validation", n_validation))
+
+
+# --- 05 ---
+# 05_training_tensorboard.ipynb: a linear head whose right answers are counted by hand.
+def _linear_head():
+    """P(dog) = sigmoid(x0 - x1); a list of inputs, like a FeatureCache's tail."""
+    inputs = keras.Input((2,))
+    head = keras.layers.Dense(1, activation="sigmoid", name="dog_probability")
+    model = keras.Model([inputs], head(inputs))
+    head.set_weights([np.array([[1.0], [-1.0]], "float32"), np.zeros(1, "float32")])
+    return model
+
+
+_HEAD_FEATURES = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 0.5], [0.2, 1.0]], "float32")
+_HEAD_LABELS = np.array([1, 0, 0, 0])  # predicted 1, 0, 1, 0: three of four right
+
+
+def _cache_of(head) -> training.FeatureCache:
+    features, labels = {"validation": [_HEAD_FEATURES]}, {"validation": _HEAD_LABELS}
+    return training.FeatureCache(head, "dog_probability", head, features, labels, 0.0)
+
+
+# At threshold 0.9: predicted 1, 0, 0 for the cats and 0, 0, 1, 1 for the dogs.
+_THRESHOLD_RESULT = training.Evaluation(
+    np.array([0, 0, 0, 1, 1, 1, 1]), np.array([0.95, 0.6, 0.1, 0.8, 0.3, 0.92, 0.99])
+)
 
 
 # --- 06 ---
@@ -141,6 +167,12 @@ EXAMPLES: dict[str, Example] = {
     "02.2": Example((2257984, 0.51)),
     "02.3": Example((0.68, 0.25)),
     "02.4": Example(147),
+    # --- 05 ---
+    "05.1": Example(0.75, {"cache": _cache_of(_linear_head())}),
+    "05.2": Example((1, 2), {"result": _THRESHOLD_RESULT}),
+    "05.3": Example(
+        0.75, {"head": _linear_head(), "features": _HEAD_FEATURES, "labels": _HEAD_LABELS}
+    ),
     # --- 06 ---
     "06.1": Example(
         _plain_ascent(_TINY_FEATURES, "conv_relu", 1, 24, 3),
