@@ -58,7 +58,8 @@ else:  # Python 3.10 has no TOML reader; _repository_from_pyproject reads the on
 #: The distribution name of the package (``[project] name``).
 DISTRIBUTION = "helpers"
 #: Cell tags: model solution (code), model answer (markdown), cells that are not executed.
-SOLUTION, MODEL_ANSWER, SKIP = "solution", "model-answer", "nbval-skip"
+SOLUTION, SELF_CHECK, MODEL_ANSWER = "solution", "self-check", "model-answer"
+SKIP = "nbval-skip"
 #: The comment a student copy puts in place of a model solution.
 PLACEHOLDER_HINT = "# Írd ide a megoldásodat, majd futtasd a lenti ellenőrző cellát."
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -328,6 +329,62 @@ def student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.
     result.cells = cells
     result.metadata.pop("widgets", None)  # widget state is output, too
     return result
+
+
+#: The heading that opens every notebook's exercise section (the notebook's last section).
+EXERCISES_HEADING = "## Feladatok"
+
+
+def exercises_start(nb: nbformat.NotebookNode, name: str = "notebook") -> int:
+    """Index of the cell that opens the exercise section (the one with ``## Feladatok``).
+
+    Introduced in ``01_data_loading.ipynb``. Every exercise cell (solution, self-check, model
+    answer) comes after it, and the section is the notebook's tail: the student copy differs from
+    the original only from here on.
+
+    Raises:
+        ClassroomError: No such heading, or an exercise cell before it.
+    """
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and any(
+            line.strip() == EXERCISES_HEADING for line in cell.source.splitlines()
+        ):
+            early = [
+                i + 1
+                for i, c in enumerate(nb.cells[:index])
+                if {SOLUTION, SELF_CHECK, MODEL_ANSWER} & set(_tags(c))
+            ]
+            if early:
+                raise ClassroomError(
+                    f"{name}: a(z) {early} cella feladatcella, de a „{EXERCISES_HEADING}” "
+                    "fejezet előtt áll."
+                )
+            return index
+    raise ClassroomError(f"{name}: nincs „{EXERCISES_HEADING}” fejezet.")
+
+
+def student_then_teacher(
+    nb: nbformat.NotebookNode, name: str = "notebook"
+) -> nbformat.NotebookNode:
+    """The student copy followed by the original's exercise section: both paths in one run.
+
+    Introduced for the test suite (``tests/test_notebooks_run.py``). Executing it runs the lesson
+    once, then the student copy's exercise cells exactly as a student gets them (placeholders set
+    to ``None``, self-checks that must not crash), then the model solutions with their
+    self-checks (which fail under the test suite if a solution is wrong). The first part *is* the
+    student copy, cell for cell.
+    """
+    start = exercises_start(nb, name)
+    both = student_copy(nb, name)
+    teacher = copy.deepcopy(nb.cells[start:])
+    for index, cell in enumerate(teacher):
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        if "id" in cell:  # the copies must not repeat the student part's cell ids
+            cell.id = f"teacher-{index}-{cell.id}"[:64]
+    both.cells = both.cells + teacher
+    return both
 
 
 def _protected_folders(notebooks: list[Path]) -> set[Path]:

@@ -471,3 +471,34 @@ def test_exercise_text_starts_at_the_last_heading():
     ]
     (exercise,) = classroom.exercises_of(nb)
     assert exercise.text == ["## Feladatok\n\n1. Mennyi?", "Tipp: számolj."]
+
+
+def test_student_then_teacher_is_the_student_copy_followed_by_the_exercises():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        _cell("markdown", "# 96 · Próba"),
+        _cell("code", "x = 6"),
+        _cell("markdown", "## Feladatok\n\n1. Mennyi x * 7?"),
+        _cell("code", "# 1. feladat – megoldás\nanswer = x * 7", "solution"),
+        _cell("code", "exercises.check('00.1', answer)", "self-check"),
+        _cell("markdown", "Mert 6 · 7 = 42.", "model-answer"),
+    ]
+    both = classroom.student_then_teacher(nb, "96_probe.ipynb")
+    student = classroom.student_copy(nb, "96_probe.ipynb").cells
+    assert [c.source for c in both.cells[: len(student)]] == [c.source for c in student]
+    assert [c.source for c in both.cells[len(student) :]] == [c.source for c in nb.cells[2:]]
+    ids = [c.id for c in both.cells]
+    assert len(set(ids)) == len(ids)
+    nbformat.validate(both)
+
+
+def test_exercise_cells_before_the_exercise_section_are_refused():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        _cell("code", "# 1. feladat – megoldás\nanswer = 42", "solution"),
+        _cell("markdown", "## Feladatok"),
+    ]
+    with pytest.raises(classroom.ClassroomError, match="Feladatok"):
+        classroom.exercises_start(nb, "95_probe.ipynb")
+    with pytest.raises(classroom.ClassroomError, match="nincs"):
+        classroom.exercises_start(nbformat.v4.new_notebook(), "94_probe.ipynb")
