@@ -502,3 +502,31 @@ def test_exercise_cells_before_the_exercise_section_are_refused():
         classroom.exercises_start(nb, "95_probe.ipynb")
     with pytest.raises(classroom.ClassroomError, match="nincs"):
         classroom.exercises_start(nbformat.v4.new_notebook(), "94_probe.ipynb")
+
+
+REAL = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def test_html_edition_of_real_notebooks(tmp_path, capfd, real_photos, imagenet_weights):
+    # Two quick notebooks of the series in the smoke profile (the suite's profile): every figure
+    # the notebook shows is embedded in its page, and the index links the pages in order.
+    chosen = [REAL / "02_backbone_inspection.ipynb", REAL / "04_head_replacement.ipynb"]
+    out = tmp_path / "kiadas"
+    argv = ["html", str(out), "--notebooks", *map(str, chosen)]
+    assert classroom.main(argv) == 0
+    printed, _ = capfd.readouterr()
+    index = (out / "index.html").read_text(encoding="utf-8")
+    positions = []
+    for path in chosen:
+        page = (out / f"{path.stem}.html").read_text(encoding="utf-8")
+        nb = nbformat.read(path, as_version=4)
+        shown = sum(
+            c.source.count("plt.show()")
+            for c in nb.cells
+            if c.cell_type == "code" and "nbval-skip" not in c.metadata.get("tags", [])
+        )
+        assert shown > 0 and page.count("data:image/png;base64,") >= shown, path.name
+        assert "Traceback (most recent call last)" not in page, path.name
+        assert re.search(rf"^{path.name} … \d+ s \(HTML: ", printed, re.M), printed
+        positions.append(index.index(f'href="{path.stem}.html"'))
+    assert positions == sorted(positions)
