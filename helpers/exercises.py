@@ -171,6 +171,18 @@ def _confidence_after_hot10(model, photos, maps, signs) -> float:
     return float(np.where(np.asarray(signs) > 0, p_dog, 1 - p_dog).mean())
 
 
+# --- 03 ---
+# 03_layer_freezing.ipynb: answers computed from the notebook's objects.
+def _best_val_accuracy(history) -> float:
+    return float(max(history["val_accuracy"]))
+
+
+def _relative_drift_block_13(bn_before, bn_after) -> float:
+    key = "block_13_expand_BN/moving_mean"
+    before, after = np.asarray(bn_before[key]), np.asarray(bn_after[key])
+    return float(np.abs(after - before).mean() / np.abs(before).mean())
+
+
 #: Every exercise of the series, by task id.
 TASKS: dict[str, Task] = {
     # --- Example tasks: not used by any notebook; tests/test_exercises.py exercises them and
@@ -258,6 +270,53 @@ TASKS: dict[str, Task] = {
     "02.4": Task(
         hint="a képlet ugyanaz, csak a DepthwiseConv2D rétegeknél k = 5; a jump változatlan.",
         answer_hash="1d28c120568c10e19b9d8abe8b66d0983fa3d2e11ee7751aca50f83c6f4a43aa",
+    ),
+    # --- 03 ---
+    # (layers before block_14_project, trainable share of the parameters) when cut there.
+    "03.1": Task(
+        hint="a build_classifier(weights=None, cut=...) modellen a backbone.layer_index adja a "
+        "vágás előtti rétegek számát, a count_parameters a tanítható és az összes paramétert; az "
+        "arányt két tizedesre kerekítsd.",
+        answer_hash="bee63f68aea3a082b4d2b4ce354c3358452d2a4c38ebfa24591e8de28835cfa0",
+        decimals=2,
+    ),
+    # Best validation accuracy of the fine-tuning run at 3e-4.
+    "03.2": Task(
+        hint="a run_3e4.history['val_accuracy'] lista legnagyobb eleme kell (nem az utolsó).",
+        expected=_best_val_accuracy,
+        abs_tol=0.001,
+    ),
+    # Mean relative drift of block_13_expand_BN's moving mean in the short epoch of part 5.
+    "03.3": Task(
+        hint="az 5. rész képlete a block_13_expand_BN/moving_mean súlyra: a különbség abszolút "
+        "értékének átlaga osztva a tanítás előtti értékek abszolút értékének átlagával.",
+        expected=_relative_drift_block_13,
+        rel_tol=0.01,
+    ),
+    # --- 04 ---
+    # Parameters of a Dense(2, softmax) head on the 1280 pooled features.
+    "04.1": Task(
+        hint="bemenetek × kimenetek + kimenetenként egy eltolás; most két kimenet van.",
+        answer_hash="817944c9c68564a039ef90a88a4f87b739f822051db42dd6ef9ba6e80507a261",
+    ),
+    # Parameters of a Dense(1) head after Flatten instead of global average pooling.
+    "04.2": Task(
+        hint="a Flatten az 1280 darab 7×7-es jellemzőtérképet egyetlen vektorrá teríti ki; a "
+        "Dense(1) ennek minden eleméhez kap egy súlyt, és van egy eltolása.",
+        answer_hash="5924dd9308dd981797d11f473e91f175ad0a55cfc543ae9ba678b1ee499fa3c7",
+    ),
+    # Output shape (height, width, channels) of block_3_project in the flat classifier.
+    "04.3": Task(
+        hint="a keras.Model(classifier.input, classifier.get_layer('block_3_project').output) "
+        "részmodell kimenetének alakja, a köteg mérete nélkül (magasság, szélesség, csatorna).",
+        answer_hash="65be7835c42b93421a567003aa6306d8610fc1b31c5f4ea78ddbec10f6cd3c7b",
+    ),
+    # Output range of the preprocess layer for input already scaled to [-1, 1].
+    "04.4": Task(
+        hint="futtasd a classifier.get_layer('preprocess') réteget a [-1, 1] tartomány két "
+        "végpontján, és a két kimenetet három tizedesre add meg, a kisebbiket elöl.",
+        answer_hash="dfdae50498d509ebfbc3b0c586d08084fe17284a0d9516400e4a8faa25c17e7b",
+        decimals=3,
     ),
     # --- 05 ---
     # Validation accuracy after one fine-tuning epoch at 1e-3 on the cached block_12 inputs.

@@ -167,6 +167,23 @@ EXAMPLES: dict[str, Example] = {
     "02.2": Example((2257984, 0.51)),
     "02.3": Example((0.68, 0.25)),
     "02.4": Example(147),
+    # --- 03 ---
+    "03.1": Example((132, 0.6)),
+    "03.2": Example(
+        0.9, {"history": {"accuracy": [0.6, 0.9, 1.0], "val_accuracy": [0.5, 0.9, 0.85]}}
+    ),
+    "03.3": Example(
+        0.1,
+        {
+            "bn_before": {"block_13_expand_BN/moving_mean": np.array([1.0, -2.0], "float32")},
+            "bn_after": {"block_13_expand_BN/moving_mean": np.array([1.1, -2.2], "float32")},
+        },
+    ),
+    # --- 04 ---
+    "04.1": Example(2562),
+    "04.2": Example(62721),
+    "04.3": Example((28, 28, 32)),
+    "04.4": Example((-1.008, -0.992)),
     # --- 05 ---
     "05.1": Example(0.75, {"cache": _cache_of(_linear_head())}),
     "05.2": Example((1, 2), {"result": _THRESHOLD_RESULT}),
