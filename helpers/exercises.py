@@ -167,7 +167,7 @@ def _hottest_cell(model, photo) -> tuple[int, int]:
 
 def _confidence_after_hot10(model, photos, maps, signs) -> float:
     hidden = probes.occlude(photos, probes.top_fraction_mask(maps, 0.1))
-    p_dog = np.asarray(model.predict(hidden, verbose=0)).reshape(-1)
+    p_dog = np.asarray(model.predict(hidden, batch_size=8, verbose=0)).reshape(-1)  # less memory
     return float(np.where(np.asarray(signs) > 0, p_dog, 1 - p_dog).mean())
 
 
