@@ -989,6 +989,44 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class StepTimer(keras.callbacks.Callback):
+    """Keras callback that records each training step's wall-clock time in :attr:`seconds`.
+
+    Introduced in ``07_experiments.ipynb`` (the cost of each cut). Validation is not timed. The
+    first step of a ``fit`` also builds the compiled graph, so :attr:`typical` (the median of the
+    later steps) is the cost of one step, and an epoch of any size can be extrapolated from it::
+
+        timer = training.StepTimer()
+        model.fit(..., batch_size=32, callbacks=[timer])
+        timer.typical * math.ceil(2000 / 32)  # one epoch over 2000 photos
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+    @property
+    def typical(self) -> float:
+        """Median step time without the first step (the only one, if there was just one).
+
+        Raises:
+            ValueError: No training step has been timed yet.
+        """
+        if not self.seconds:
+            raise ValueError(
+                "A StepTimer még egyetlen tanítólépést sem mért: add át a fit() hívásnak, "
+                "például model.fit(..., callbacks=[timer])."
+            )
+        return float(np.median(self.seconds[1:] or self.seconds))
+
+
 def train_cached(
     cache: FeatureCache,
     *,

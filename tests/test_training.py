@@ -398,3 +398,17 @@ def test_epoch_timer_is_a_keras_callback_recording_each_epoch():
     x = np.zeros((8, 4), dtype="float32")
     model.fit(x, np.zeros(8), epochs=3, batch_size=4, callbacks=[timer], verbose=0)
     assert len(timer.seconds) == 3 and all(s > 0 for s in timer.seconds)
+
+
+def test_step_timer_times_every_training_step_but_not_validation():
+    timer = training.StepTimer()
+    model = _tiny_model()
+    x, y = np.zeros((8, 4), dtype="float32"), np.zeros(8)
+    model.fit(x, y, validation_data=(x, y), epochs=2, batch_size=4, callbacks=[timer], verbose=0)
+    assert len(timer.seconds) == 4 and all(s > 0 for s in timer.seconds)
+    assert timer.typical == float(np.median(timer.seconds[1:]))  # the first step builds the graph
+
+
+def test_step_timer_before_any_step_says_how_to_use_it():
+    with pytest.raises(ValueError, match="callbacks"):
+        _ = training.StepTimer().typical
