@@ -1,18 +1,11 @@
-"""Feature caching (helpers.training, notebook 07) and the benchmark command.
+"""Feature caching (helpers.training, notebook 07).
 
-The helper tests use the tiny generated photo folder and the ImageNet weights from the Keras
-cache; the benchmark test runs ``benchmarks/benchmark.py --profile smoke`` on the real photos
-(``TL_DATA_DIR``) in a subprocess and checks the table it prints — a behaviour test, no timing
-assertions.
+The tests use the tiny generated photo folder and the ImageNet weights from the Keras cache. The
+benchmark commands are tested in ``test_benchmarks.py``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -20,16 +13,6 @@ import numpy as np
 import pytest
 
 from helpers import backbone, config, data, training
-
-REPO = Path(__file__).resolve().parent.parent
-BENCHMARK = REPO / "benchmarks" / "benchmark.py"
-
-
-def _load_benchmark_module():
-    spec = importlib.util.spec_from_file_location("benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -529,73 +512,3 @@ def test_training_the_tail_trains_the_models_own_layers(files, imagenet_weights)
 def test_train_cached_without_validation(cache):
     run = training.train_cached(cache, epochs=1, validation=None, batch_size=8)
     assert "val_loss" not in run.history and len(run.history["loss"]) == 1
-
-
-# --------------------------------------------------------------------------------------------
-# The benchmark: table logic, then the real command in the smoke profile
-# --------------------------------------------------------------------------------------------
-
-
-def _fake(recipe, curve, **extra):
-    base = {
-        "recipe": recipe,
-        "epochs": "2",
-        "epoch_count": 2,
-        "wall_s": 10.0,
-        "caching_s": 0.0,
-        "images_per_s": 4.0,
-        "val_accuracy": curve[-1],
-        "test_accuracy": 0.5,
-        "peak_rss_mib": 100.0,
-        "n_train": 20,
-        "n_validation": 10,
-        "n_test": 10,
-        "curve": [{"t": 10.0 * (i + 1), "val_accuracy": v} for i, v in enumerate(curve)],
-    }
-    return {**base, **extra}
-
-
-def test_table_uses_the_seed_recipes_best_validation_accuracy():
-    bench = _load_benchmark_module()
-    results = [
-        _fake("seed", [0.6, 0.9, 0.8]),
-        _fake("head", [0.7, 0.8]),
-        _fake("series", [0.85, 0.95]),
-    ]
-    rows, summary = bench.make_table(results)
-    assert summary["seed_best_val_accuracy"] == pytest.approx(0.9)
-    assert summary["time_to_seed_best_s"] == {"seed": 20.0, "head": None, "series": 20.0}
-    assert summary["series_speedup"] == pytest.approx(1.0)
-    assert [len(r) for r in rows] == [len(bench.COLUMNS)] * 3
-    assert rows[1][4] == "not reached"
-    table = bench.markdown(rows).splitlines()
-    assert table[0].startswith("| recipe") and len(table) == 2 + len(rows)
-
-
-@pytest.mark.usefixtures("real_photos", "imagenet_weights")
-def test_benchmark_command_in_smoke_profile(tmp_path):
-    bench = _load_benchmark_module()
-    output, measurements = tmp_path / "table.md", tmp_path / "results.json"
-    env = {**os.environ, "TL_PROFILE": "smoke"}
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--output", str(output), "--json", str(measurements)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    lines = output.read_text().splitlines()
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == list(bench.COLUMNS)
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:5]]
-    assert [r[0] for r in rows] == [bench.TITLES[name] for name in bench.RECIPES]
-    for row in rows:
-        assert len(row) == len(bench.COLUMNS)
-        assert 0.0 <= float(row[5]) <= 1.0 and 0.0 <= float(row[6]) <= 1.0
-        assert float(row[2]) > 0 and float(row[7]) > 0
-    assert lines[0] in result.stdout  # the same table is printed
-    saved = json.loads(measurements.read_text())
-    assert {r["recipe"] for r in saved["results"]} == set(bench.RECIPES)
-    assert all(r["n_train"] == 40 for r in saved["results"])  # smoke: 20 photos per class
