@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import config, data, probes, training
+from helpers import backbone, config, data, probes, training
 
 #: Task ids: two-digit notebook number, a dot, the task's number in that notebook.
 TASK_ID = re.compile(r"^(\d\d)\.([1-9]\d*)$")
@@ -181,6 +181,23 @@ def _relative_drift_block_13(bn_before, bn_after) -> float:
     key = "block_13_expand_BN/moving_mean"
     before, after = np.asarray(bn_before[key]), np.asarray(bn_after[key])
     return float(np.abs(after - before).mean() / np.abs(before).mean())
+
+
+# --- 07 ---
+# 07_experiments.ipynb: answers computed from the notebook's objects.
+def _cut_cache_mib_float16(model, n_images) -> float:
+    crossing = backbone.frontier(model, backbone.CUT_LAYER)
+    return n_images * sum(int(np.prod(t.shape[1:])) for t in crossing) * 2 / 2**20
+
+
+def _brightest_third_cat_hits(evaluation, brightness) -> float:
+    brightness = np.asarray(brightness)
+    cats = (evaluation.labels == 0) & (brightness >= np.quantile(brightness, 2 / 3))
+    return float(np.mean(evaluation.predictions[cats] == 0))
+
+
+def _brightness_correlation(evaluation, brightness) -> float:
+    return float(np.corrcoef(evaluation.probabilities, np.asarray(brightness))[0, 1])
 
 
 #: Every exercise of the series, by task id.
@@ -365,6 +382,28 @@ TASKS: dict[str, Task] = {
         hint="probes.top_fraction_mask(occ_maps, 0.1), majd probes.occlude, és a confidence "
         "függvény eredményének átlaga.",
         expected=_confidence_after_hot10,
+        abs_tol=0.001,
+    ),
+    # --- 07 ---
+    # MiB of the training set's cache before block_12_project (both tensors), in float16.
+    "07.1": Task(
+        hint="add össze a crossing('block_12_project') mindkét alakjának elemszámát, szorozd a "
+        "tanítóképek számával és 2 bájttal (float16), majd oszd el 2**20-nal.",
+        expected=_cut_cache_mib_float16,
+        abs_tol=0.5,
+    ),
+    # Hit rate of the biased scratch model on the cats of the test split's brightest third.
+    "07.2": Task(
+        hint="a határ np.quantile(brightness['test'], 2 / 3); azokat a macskákat nézd, amelyek "
+        "világossága legalább ekkora, és azt, hányadrészüket jósolta a modell macskának (0).",
+        expected=_brightest_third_cat_hits,
+        abs_tol=0.001,
+    ),
+    # Correlation of P(dog) with brightness for the head trained on the extreme biased subset.
+    "07.3": Task(
+        hint="a 3. feladat modelljének P(kutya) értékei és a tesztképek világossága közti "
+        "korreláció (np.corrcoef), a teszthalmaz minden képén.",
+        expected=_brightness_correlation,
         abs_tol=0.001,
     ),
 }

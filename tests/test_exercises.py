@@ -149,6 +149,29 @@ def _occlusion_example() -> tuple[float, dict]:
 _TINY_FEATURES = _tiny_features()
 _OCCLUSION_RIGHT, _OCCLUSION_CONTEXT = _occlusion_example()
 
+
+# --- 07 ---
+# 07_experiments.ipynb
+def _tiny_residual_cut():
+    """image -> a -> b -> block_12_project; block_12_add = block_12_project + a: two tensors
+    (b's 4x4x5 and a's 4x4x3 output) cross the cut before block_12_project."""
+    inputs = keras.Input((4, 4, 3), name="image")
+    a = keras.layers.Conv2D(3, 1, name="a")(inputs)
+    b = keras.layers.Conv2D(5, 1, name="b")(a)
+    project = keras.layers.Conv2D(3, 1, name="block_12_project")(b)
+    return keras.Model(inputs, keras.layers.Add(name="block_12_add")([project, a]))
+
+
+_BRIGHTNESS = np.array([10.0, 240.0, 250.0, 220.0, 30.0, 100.0])
+_BIASED_EVAL = training.Evaluation(
+    np.array([0, 0, 0, 1, 1, 1]), np.array([0.2, 0.3, 0.9, 0.7, 0.3, 0.9])
+)
+# Pearson's r written out: covariance over the product of the standard deviations.
+_P_CENTRED = _BIASED_EVAL.probabilities - _BIASED_EVAL.probabilities.mean()
+_B_CENTRED = _BRIGHTNESS - _BRIGHTNESS.mean()
+_R = float((_P_CENTRED * _B_CENTRED).sum() / np.sqrt((_P_CENTRED**2).sum() * (_B_CENTRED**2).sum()))
+
+
 #: One right answer per registered task (notebook authors: add yours here).
 EXAMPLES: dict[str, Example] = {
     "00.1": Example(42),
@@ -198,6 +221,12 @@ EXAMPLES: dict[str, Example] = {
     "06.2": Example((2, 5), {"model": _bright_spot_classifier(), "photo": _bright_spot_photo()}),
     "06.3": Example(("block_15_project", 1033921)),
     "06.4": Example(_OCCLUSION_RIGHT, _OCCLUSION_CONTEXT),
+    # --- 07 ---
+    # 4096 photos x (4*4*5 + 4*4*3) numbers x 2 bytes = 1 MiB; the cats above the 2/3 quantile
+    # (226.7) are photos 1 and 2, and only photo 1 is called a cat.
+    "07.1": Example(1.0, {"model": _tiny_residual_cut(), "n_images": 4096}),
+    "07.2": Example(0.5, {"evaluation": _BIASED_EVAL, "brightness": _BRIGHTNESS}),
+    "07.3": Example(_R, {"evaluation": _BIASED_EVAL, "brightness": _BRIGHTNESS}),
 }
 
 
