@@ -200,6 +200,19 @@ def _brightness_correlation(evaluation, brightness) -> float:
     return float(np.corrcoef(evaluation.probabilities, np.asarray(brightness))[0, 1])
 
 
+# --- 08 ---
+# 08_conclusions.ipynb: answers computed from the notebook's objects.
+def _precision_at_09(result) -> float:
+    strict = training.Evaluation(result.labels, result.probabilities, threshold=0.9)
+    (_, false_dogs), (_, true_dogs) = strict.confusion
+    return float(true_dogs / (true_dogs + false_dogs))
+
+
+def _confident_mistakes(result) -> int:
+    p_wrong_class = np.where(result.labels == 1, 1 - result.probabilities, result.probabilities)
+    return int(np.sum(p_wrong_class >= 0.9))
+
+
 #: Every exercise of the series, by task id.
 TASKS: dict[str, Task] = {
     # --- Example tasks: not used by any notebook; tests/test_exercises.py exercises them and
@@ -405,6 +418,20 @@ TASKS: dict[str, Task] = {
         "korreláció (np.corrcoef), a teszthalmaz minden képén.",
         expected=_brightness_correlation,
         abs_tol=0.001,
+    ),
+    # --- 08 ---
+    # Precision for "dog" at the stricter threshold 0.9.
+    "08.1": Task(
+        hint="training.Evaluation(..., threshold=0.9), majd a tévesztési mátrix kutya oszlopából: "
+        "a valódi kutyák száma osztva az összes kutyának mondott képével.",
+        expected=_precision_at_09,
+        abs_tol=0.001,
+    ),
+    # Test photos on which the model gives the wrong class a probability of at least 0.9.
+    "08.2": Task(
+        hint="a rossz osztály valószínűsége egy kutyánál 1 − P(kutya), egy macskánál P(kutya); "
+        "azokat a képeket számold, ahol ez legalább 0,9.",
+        expected=_confident_mistakes,
     ),
 }
 

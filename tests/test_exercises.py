@@ -172,6 +172,14 @@ _B_CENTRED = _BRIGHTNESS - _BRIGHTNESS.mean()
 _R = float((_P_CENTRED * _B_CENTRED).sum() / np.sqrt((_P_CENTRED**2).sum() * (_B_CENTRED**2).sum()))
 
 
+# --- 08 ---
+# 08_conclusions.ipynb: at 0.9 photos 0 (a cat) and 3 (a dog) are called dogs; the wrong class
+# gets >= 0.9 on photo 0 (cat, P(dog) 0.95) and photo 4 (dog, P(dog) 0.05).
+_RESULT_08 = training.Evaluation(
+    np.array([0, 0, 0, 1, 1, 1]), np.array([0.95, 0.6, 0.1, 0.92, 0.05, 0.5])
+)
+
+
 #: One right answer per registered task (notebook authors: add yours here).
 EXAMPLES: dict[str, Example] = {
     "00.1": Example(42),
@@ -227,6 +235,9 @@ EXAMPLES: dict[str, Example] = {
     "07.1": Example(1.0, {"model": _tiny_residual_cut(), "n_images": 4096}),
     "07.2": Example(0.5, {"evaluation": _BIASED_EVAL, "brightness": _BRIGHTNESS}),
     "07.3": Example(_R, {"evaluation": _BIASED_EVAL, "brightness": _BRIGHTNESS}),
+    # --- 08 ---
+    "08.1": Example(0.5, {"result": _RESULT_08}),
+    "08.2": Example(2, {"result": _RESULT_08}),
 }
 
 
