@@ -47,8 +47,9 @@ def grid(
 ):
     """A figure with a ``rows`` x ``cols`` grid of panels; every figure of the series starts here.
 
-    Introduced in ``01_data_loading.ipynb`` (behind :func:`show_images`). The layout is tightened
-    when the figure is drawn, so titles set later still fit.
+    Introduced in ``01_data_loading.ipynb`` (behind :func:`show_images`). Matplotlib's constrained
+    layout places the panels when the figure is drawn, so titles set later (two-line panel titles
+    and the figure title too) still fit without overlapping the pictures.
 
     Args:
         rows: Number of panel rows.
@@ -71,7 +72,7 @@ def grid(
     width, height = (size, size) if np.ndim(size) == 0 else size
     figsize = (cols * width, rows * height)
     fig, grid_axes = plt.subplots(
-        rows, cols, figsize=figsize, squeeze=False, layout="tight", **subplots_kw
+        rows, cols, figsize=figsize, squeeze=False, layout="constrained", **subplots_kw
     )
     for ax in grid_axes.flat:
         if axes == "off":
