@@ -37,9 +37,9 @@ Recipes:
     validation), Adam 1e-3, ``EarlyStopping(restore_best_weights=True)`` on the validation loss.
     Phase 2 = ``freeze_up_to(model, "block_12_project")`` (every BatchNorm frozen), Adam 1e-4,
     **one** pass over the training photos with the series' augmentation
-    (``data.augmentation()``; the pipeline ``data.make_datasets(augment=...)`` builds, made from
-    the same file split), validated after it. The test split is evaluated on the photos by the
-    whole model.
+    (``data.augmentation()``; the batches ``data.make_datasets(augment=...)`` gives, from the same
+    file split, without the in-memory photo cache, as in the notebook), validated after it. The
+    test split is evaluated on the photos by the whole model.
 ``cached``
     Fine-tuning on the cache, what notebook 07 shows feature caching buys: the frozen front's
     outputs (the 14x14x96 input of ``block_12``) computed once, phase 1 = the head on the pooled
@@ -218,9 +218,14 @@ def run_nb05(files, args) -> dict:
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
-    # What data.make_datasets(augment=data.augmentation()) builds, from this file split.
+    # Notebook 05's one-pass pipeline: the batches of data.make_datasets(augment=...), without
+    # keeping the decoded photos in memory (cache=False: they are read once).
     augmented = data.make_dataset(
-        files["train"], batch_size=NB05_BATCH_SIZE, shuffle=True, augment=data.augmentation()
+        files["train"],
+        batch_size=NB05_BATCH_SIZE,
+        shuffle=True,
+        augment=data.augmentation(),
+        cache=False,
     )
     history = model.fit(
         augmented,
