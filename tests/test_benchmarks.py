@@ -105,6 +105,8 @@ def test_benchmark_table_uses_the_seed_recipes_best_validation_accuracy():
     ]
     rows, summary = benchmark.make_table(results)
     assert summary["seed_best_val_accuracy"] == pytest.approx(0.9)
+    assert summary["seed_best_epoch"] == 2
+    assert summary["seed_val_accuracy_range"] == (0.6, 0.9)
     assert summary["time_to_seed_best_s"] == {
         "seed": 20.0,
         "head": None,
@@ -116,6 +118,10 @@ def test_benchmark_table_uses_the_seed_recipes_best_validation_accuracy():
     assert rows[1][4] == "not reached"
     header, body = _table(benchmark.markdown(rows))
     assert header == list(benchmark.COLUMNS) and body == rows
+    summary.update(seconds=50.0, machine=["Machine: test"])
+    text = benchmark.describe_run(results, summary, "smoke")
+    assert "best validation accuracy: 0.9000 (epoch 2)" in text and "0.6000-0.9000" in text
+    assert "nb05 1.0x, cached 2.0x" in text and text.endswith("Machine: test")
 
 
 @pytest.mark.usefixtures("real_photos", "imagenet_weights")
