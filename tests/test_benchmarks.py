@@ -3,6 +3,13 @@
 Their table logic is tested on made-up numbers; each command then runs once in the smoke profile
 on the real photos and weights (``TL_DATA_DIR``, the Keras cache) in a subprocess, and its table
 is checked for structure and positive numbers — behaviour tests, no timing assertions.
+``benchmark.py`` runs only the ``seed`` and ``nb05`` recipes there (about 20 s): every recipe is a
+child process that starts TensorFlow and builds its graphs, several seconds each even on 8 photos.
+Not executed by the suite: the ``head`` recipe (its cached head training is what ``nb05`` runs as
+phase 1, through ``training.cache_features``/``train_cached``, tested in ``test_caching.py``) and
+the ``augmented`` recipe's one augmented pass (``data.make_dataset(augment=...)`` and a plain
+``fit``; the pipeline is tested in ``test_data.py``); that every recipe has a runner, a title and
+the command-line settings it needs is checked without running it.
 ``series.py`` runs generated notebooks there (a kernel that holds a known amount of memory, a
 skipped cell that would fail, a failing cell): the real notebooks are executed by nbval already.
 """
@@ -101,7 +108,7 @@ def test_benchmark_table_uses_the_seed_recipes_best_validation_accuracy():
         _fake("seed", [0.6, 0.9, 0.8]),
         _fake("head", [0.7, 0.8]),
         _fake("nb05", [0.85, 0.95]),
-        _fake("cached", [0.9]),
+        _fake("augmented", [0.9]),
     ]
     rows, summary = benchmark.make_table(results)
     assert summary["seed_best_val_accuracy"] == pytest.approx(0.9)
@@ -111,9 +118,9 @@ def test_benchmark_table_uses_the_seed_recipes_best_validation_accuracy():
         "seed": 20.0,
         "head": None,
         "nb05": 20.0,
-        "cached": 10.0,
+        "augmented": 10.0,
     }
-    assert summary["speedup"] == {"nb05": pytest.approx(1.0), "cached": pytest.approx(2.0)}
+    assert summary["speedup"] == {"nb05": pytest.approx(1.0), "augmented": pytest.approx(2.0)}
     assert [len(r) for r in rows] == [len(benchmark.COLUMNS)] * 4
     assert rows[1][4] == "not reached"
     header, body = _table(benchmark.markdown(rows))
@@ -121,27 +128,59 @@ def test_benchmark_table_uses_the_seed_recipes_best_validation_accuracy():
     summary.update(seconds=50.0, machine=["Machine: test"])
     text = benchmark.describe_run(results, summary, "smoke")
     assert "best validation accuracy: 0.9000 (epoch 2)" in text and "0.6000-0.9000" in text
-    assert "nb05 1.0x, cached 2.0x" in text and text.endswith("Machine: test")
+    assert "nb05 1.0x, augmented 2.0x" in text and text.endswith("Machine: test")
+
+
+def test_benchmark_every_recipe_has_a_runner_a_title_and_its_settings():
+    assert set(benchmark.RUNNERS) == set(benchmark.TITLES) == set(benchmark.RECIPES)
+    lesson = benchmark.parse_args(["--profile", "lesson"])
+    smoke = benchmark.parse_args(["--profile", "smoke"])
+    assert (lesson.epochs, lesson.head_epochs, lesson.fine_tune_epochs) == (20, 50, 3)
+    assert (smoke.epochs, smoke.head_epochs, smoke.fine_tune_epochs) == (1, 2, 1)
+    assert (lesson.max_per_class, smoke.max_per_class) == (None, 4)
+    assert (benchmark.NB05_LEARNING_RATE, benchmark.NB05_EPOCHS, benchmark.NB05_PATIENCE) == (
+        1e-5,
+        3,
+        1,
+    )
+    assert benchmark.AUGMENTED_LEARNING_RATE == 1e-4
+    for name in benchmark.RECIPES:  # a child gets the parent's settings back
+        command = benchmark.child_command(name, lesson, Path("result.json"))
+        child = benchmark.parse_args(command[2:])
+        assert (child.recipe, child.result) == (name, Path("result.json"))
+        settings = ("profile", "epochs", "head_epochs", "fine_tune_epochs", "patience")
+        assert [getattr(child, k) for k in settings] == [getattr(lesson, k) for k in settings]
+
+
+@pytest.mark.parametrize("recipes", ["nb05", "seed,cached"])
+def test_benchmark_refuses_a_run_without_the_seed_recipe_or_with_an_unknown_one(
+    recipes, monkeypatch
+):
+    monkeypatch.setenv("TL_PROFILE", "smoke")  # main() sets it for its children
+    with pytest.raises(SystemExit, match="--recipes must name 'seed'"):
+        benchmark.main(["--recipes", recipes])
 
 
 @pytest.mark.usefixtures("real_photos", "imagenet_weights")
 def test_benchmark_command_in_smoke_profile(tmp_path):
     output, measurements = tmp_path / "table.md", tmp_path / "results.json"
-    result = _run("benchmark.py", "--output", str(output), "--json", str(measurements))
+    run = ["--recipes", "seed,nb05", "--output", str(output), "--json", str(measurements)]
+    result = _run("benchmark.py", *run)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     text = output.read_text()
     header, rows = _table(text)
     assert header == list(benchmark.COLUMNS)
-    assert [r[0] for r in rows] == [benchmark.TITLES[name] for name in benchmark.RECIPES]
+    assert [r[0] for r in rows] == [benchmark.TITLES["seed"], benchmark.TITLES["nb05"]]
     for row in rows:
         assert len(row) == len(benchmark.COLUMNS)
         assert 0.0 <= float(row[5]) <= 1.0 and 0.0 <= float(row[6]) <= 1.0
         assert float(row[2]) > 0 and float(row[7]) > 0
-    assert rows[2][1].endswith(" + 1")  # notebook 05: head epochs + one augmented pass
+    # notebook 05 in smoke: 2 head epochs (patience 3 never stops them) + 1 epoch on the cache
+    assert rows[1][1] == "2 + 1"
     assert text.strip() in result.stdout  # the same text is printed
     assert "Load average" in text and "git commit" in text
     saved = json.loads(measurements.read_text())
-    assert [r["recipe"] for r in saved["results"]] == list(benchmark.RECIPES)
+    assert [r["recipe"] for r in saved["results"]] == ["seed", "nb05"]
     assert all(r["n_train"] == 8 for r in saved["results"])  # smoke: 4 photos per class
 
 
