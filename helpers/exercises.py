@@ -149,6 +149,13 @@ def _head_accuracy(head, features, labels) -> float:
     return float(np.mean((p_dog > 0.5) == np.asarray(labels)))  # Keras' accuracy: P > 0,5
 
 
+def _validation_accuracy_on_cache(model, cache) -> float:
+    # ``model``'s own tail on the cached inputs: no photo is read (the front is frozen).
+    _, tail = backbone.split_at(model, cache.at)
+    p_dog = np.asarray(tail.predict(cache.inputs("validation"), verbose=0)).reshape(-1)
+    return float(np.mean((p_dog > 0.5) == cache.labels["validation"]))
+
+
 # --- 06 ---
 # 06_what_the_network_sees.ipynb: answers computed from the notebook's objects.
 def _plain_ascent_activation(net, layer, channel, size, steps) -> float:
@@ -367,6 +374,13 @@ TASKS: dict[str, Task] = {
         hint="a few_head.fit által visszaadott History history szótárában a 'val_accuracy' lista "
         "utolsó eleme.",
         expected=_head_accuracy,
+        abs_tol=0.001,
+    ),
+    # Validation accuracy after one augmented pass over the photos at 1e-4 (a separate model).
+    "05.5": Task(
+        hint="az aug_model.fit által visszaadott History history szótárában a 'val_accuracy' "
+        "lista utolsó eleme.",
+        expected=_validation_accuracy_on_cache,
         abs_tol=0.001,
     ),
     # --- 06 ---

@@ -53,17 +53,18 @@ def _dataset_info(n_train: int, n_validation: int) -> data.DatasetInfo:
 
 # --- 05 ---
 # 05_training_tensorboard.ipynb: a linear head whose right answers are counted by hand.
-def _linear_head():
-    """P(dog) = sigmoid(x0 - x1); a list of inputs, like a FeatureCache's tail."""
+def _linear_head(sign: float = 1.0):
+    """P(dog) = sigmoid(sign * (x0 - x1)); a list of inputs, like a FeatureCache's tail."""
     inputs = keras.Input((2,))
     head = keras.layers.Dense(1, activation="sigmoid", name="dog_probability")
     model = keras.Model([inputs], head(inputs))
-    head.set_weights([np.array([[1.0], [-1.0]], "float32"), np.zeros(1, "float32")])
+    head.set_weights([np.array([[sign], [-sign]], "float32"), np.zeros(1, "float32")])
     return model
 
 
 _HEAD_FEATURES = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 0.5], [0.2, 1.0]], "float32")
 _HEAD_LABELS = np.array([1, 0, 0, 0])  # predicted 1, 0, 1, 0: three of four right
+# With sign -1 (another model than the cache's tail): predicted 0, 1, 0, 1, one of four right.
 
 
 def _cache_of(head) -> training.FeatureCache:
@@ -221,6 +222,7 @@ EXAMPLES: dict[str, Example] = {
     "05.3": Example(
         0.75, {"head": _linear_head(), "features": _HEAD_FEATURES, "labels": _HEAD_LABELS}
     ),
+    "05.5": Example(0.25, {"model": _linear_head(-1.0), "cache": _cache_of(_linear_head())}),
     # --- 06 ---
     "06.1": Example(
         _plain_ascent(_TINY_FEATURES, "conv_relu", 1, 24, 3),
