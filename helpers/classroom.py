@@ -234,7 +234,8 @@ def _without_magics(source: str) -> str:
     lines = []
     for line in source.splitlines():
         stripped = line.lstrip()
-        lines.append(line[: len(line) - len(stripped)] + "pass" if stripped[:1] in "%!" else line)
+        magic = stripped.startswith(("%", "!"))
+        lines.append(line[: len(line) - len(stripped)] + "pass" if magic else line)
     return "\n".join(lines)
 
 

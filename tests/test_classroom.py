@@ -134,6 +134,14 @@ def test_assigned_names_cover_annotations_augmented_and_magics():
     assert classroom.assigned_names(source) == ["total"]
 
 
+def test_assigned_names_keep_blank_lines_inside_a_function():
+    """A blank line in a function body is not a magic: turning it into ``pass`` at column 0 would
+    end the function and make the next indented line a syntax error (07's JPEG exercise)."""
+    source = "def f(x):\n    y = x + 1\n\n    return y\n\n\nresult = f(1)"
+    assert classroom.assigned_names(source) == ["result"]
+    assert classroom.placeholder("# 5. feladat – megoldás\n" + source).endswith("result = None")
+
+
 def test_student_copy(source_dir, tmp_path):
     out = tmp_path / "diak"
     assert (
