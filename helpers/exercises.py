@@ -180,8 +180,8 @@ def _confidence_after_hot10(model, photos, maps, signs) -> float:
 
 # --- 03 ---
 # 03_layer_freezing.ipynb: answers computed from the notebook's objects.
-def _best_val_accuracy(history) -> float:
-    return float(max(history["val_accuracy"]))
+def _best_val_accuracy(run) -> float:
+    return float(max(run.history["val_accuracy"]))
 
 
 def _relative_drift_block_13(bn_before, bn_after) -> float:

@@ -202,7 +202,12 @@ EXAMPLES: dict[str, Example] = {
     # --- 03 ---
     "03.1": Example((132, 0.6)),
     "03.2": Example(
-        0.9, {"history": {"accuracy": [0.6, 0.9, 1.0], "val_accuracy": [0.5, 0.9, 0.85]}}
+        0.9,
+        {
+            "run": SimpleNamespace(
+                history={"accuracy": [0.6, 0.9, 1.0], "val_accuracy": [0.5, 0.9, 0.85]}
+            )
+        },
     ),
     "03.3": Example(
         0.1,
