@@ -57,6 +57,9 @@ from tests.browser_support import (
     unexecuted_cells,
 )
 
+#: One JupyterLab and one Chromium for the whole file: under pytest-xdist its tests share a worker.
+pytestmark = pytest.mark.xdist_group("browser")
+
 REPO = Path(__file__).resolve().parent.parent
 NB05 = "notebooks/05_training_tensorboard.ipynb"
 NB06 = "notebooks/06_what_the_network_sees.ipynb"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -364,6 +365,13 @@ def test_a_run_that_leaves_files_in_the_work_tree_fails(tmp_path):
     assert ci.returncode == 1, output[-3000:]
     assert "changed:  models/leftover.keras" in output
     assert "changed:  notes.txt" in output
+    # The suite runs on pytest-xdist workers (pyproject.toml): the controller's check fails it.
+    shutil.rmtree(repo / "models")
+    (repo / "notes.txt").unlink()
+    parallel = _run_pytest(["-n", "2"], repo, CI=None)
+    output = parallel.stdout + parallel.stderr
+    assert parallel.returncode == 1, output[-3000:]
+    assert "1 passed" in output and "new:      models/leftover.keras" in output
 
 
 def test_a_run_that_writes_only_under_tl_output_dir_passes(tmp_path):
