@@ -6,6 +6,7 @@ Run it from the repository root (a measurement, not a test)::
     python benchmarks/series.py --fresh              # the same with an empty output folder
     python benchmarks/series.py --profile smoke      # the test suite's quick profile
     python benchmarks/series.py --notebooks 05 07 --u-after
+    python benchmarks/series.py --student            # the students' copies: no exercise solutions
 
 It prints a Markdown table (notebook, wall s, wall / U, peak RSS MiB, totals) with the machine,
 the load average, the date and the git commit, and writes it to
@@ -34,6 +35,11 @@ stored on disk; run in order they do exactly that. By default the notebooks use 
 folder (``TL_OUTPUT_DIR``, else the project's ``models/``, ``logs/`` and ``cache/``), so a
 later run may find the disk caches of an earlier one; ``--fresh`` gives the run an empty
 temporary output folder (removed at the end), so every cache is computed inside the run.
+
+By default every cell runs, the exercises' model solutions included (the teacher's notebook).
+``--student`` runs each notebook's student copy instead (:func:`helpers.classroom.student_copy`:
+solutions replaced by placeholders, self-checks answering "not filled in"): the lecture as a
+student follows it in class, before trying the exercises.
 """
 
 from __future__ import annotations
@@ -97,12 +103,17 @@ def measure_u(n_photos: int) -> dict:
     }
 
 
-def run_notebook(path: Path, timeout: int) -> dict:
-    """Execute one notebook in a fresh kernel; wall time and the kernel's peak RSS."""
+def run_notebook(path: Path, timeout: int, student: bool = False) -> dict:
+    """Execute one notebook (or its student copy) in a fresh kernel; wall time and peak RSS."""
+    import nbformat
+
     from helpers import classroom
 
     try:
-        _, seconds = classroom.execute(path, timeout)
+        notebook = None
+        if student:
+            notebook = classroom.student_copy(nbformat.read(path, as_version=4), path.name)
+        _, seconds = classroom.execute(path, timeout, notebook=notebook)
     except classroom.ClassroomError as err:
         return {"error": str(err)}
     kernel_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -141,7 +152,9 @@ def measure_u_in_child(n_photos: int, env: dict[str, str]) -> dict:
     return u
 
 
-def time_notebooks(notebooks: list[Path], env: dict[str, str], timeout: int) -> list[dict]:
+def time_notebooks(
+    notebooks: list[Path], env: dict[str, str], timeout: int, student: bool = False
+) -> list[dict]:
     """Run every notebook in its own child process, in order; stop at the first failure.
 
     Raises:
@@ -150,7 +163,8 @@ def time_notebooks(notebooks: list[Path], env: dict[str, str], timeout: int) -> 
     results = []
     for path in notebooks:
         print(f"{path.name} …", flush=True)
-        result = _child([f"--child-notebook={path}", f"--timeout={timeout}"], env)
+        flags = ["--student"] if student else []
+        result = _child([f"--child-notebook={path}", f"--timeout={timeout}", *flags], env)
         if "error" in result:
             raise SeriesError(f"stopped at {path.name}: {result['error']}")
         results.append({"notebook": path.stem, **result})
@@ -244,7 +258,8 @@ def describe_run(u: dict, u_after: dict | None, run: dict) -> str:
             f"(include_top=False, ImageNet weights, 224 px, batch {U_BATCH}) over {U_PHOTOS} "
             f"photos{scaled}, {u['decoded']} real photos decoded beforehand and cycled, in a "
             "fresh process.",
-            f"Profile {run['profile']}; output folder: {run['output_dir']}. Each notebook in a "
+            f"Profile {run['profile']}; {run['copies']}; output folder: {run['output_dir']}. "
+            "Each notebook in a "
             "fresh kernel (working folder notebooks/, cells tagged nbval-skip skipped); wall time "
             "from kernel start to kernel shutdown; peak RSS of the kernel process. Whole run "
             f"{run['seconds']:.0f} s.",
@@ -317,6 +332,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=int, default=1800, metavar="S", help="time limit per cell (1800 s)"
     )
+    parser.add_argument(
+        "--student",
+        action="store_true",
+        help="run the students' copies (exercise solutions replaced by placeholders)",
+    )
     parser.add_argument("--child-u", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-notebook", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -346,12 +366,17 @@ def run_series(args: argparse.Namespace) -> str:
             output_dir = env.get("TL_OUTPUT_DIR") or f"{REPO} (models/, logs/, cache/)"
         load_before = os.getloadavg()
         u = measure_u_in_child(args.u_photos, env)
-        results = time_notebooks(notebooks, env, args.timeout)
+        results = time_notebooks(notebooks, env, args.timeout, args.student)
         u_after = measure_u_in_child(args.u_photos, env) if args.u_after else None
         load_after = os.getloadavg()
     run = {
         "profile": args.profile,
         "output_dir": output_dir,
+        "copies": (
+            "student copies (exercise solutions replaced by placeholders)"
+            if args.student
+            else "every cell, the exercises' model solutions included"
+        ),
         "seconds": time.perf_counter() - start,
         "machine": machine_lines(load_before, load_after, now, commit),
     }
@@ -365,7 +390,7 @@ def main(argv=None) -> int:
         if args.child_u is not None:
             result = measure_u(args.child_u)
         else:
-            result = run_notebook(args.child_notebook, args.timeout)
+            result = run_notebook(args.child_notebook, args.timeout, args.student)
         args.result.write_text(json.dumps(result), encoding="utf-8")
         return 1 if "error" in result else 0
     try:

@@ -547,7 +547,9 @@ def write_teacher_notes(out_dir: str | Path, notebooks: list[Path]) -> list[Path
 # -- the executed HTML edition -------------------------------------------------------------------
 
 
-def execute(path: Path, timeout: int = DEFAULT_TIMEOUT) -> tuple[nbformat.NotebookNode, float]:
+def execute(
+    path: Path, timeout: int = DEFAULT_TIMEOUT, notebook: nbformat.NotebookNode | None = None
+) -> tuple[nbformat.NotebookNode, float]:
     """Run a notebook top to bottom in a fresh kernel, in its own folder; keep widget state.
 
     Introduced in ``06_what_the_network_sees.ipynb`` (its explorers in the HTML edition). Cells
@@ -556,6 +558,9 @@ def execute(path: Path, timeout: int = DEFAULT_TIMEOUT) -> tuple[nbformat.Notebo
     Args:
         path: The notebook file.
         timeout: Time limit of one cell, in seconds.
+        notebook: Run this notebook instead of the file's content (e.g. its
+            :func:`student_copy`); ``path`` still gives the working folder and the name in
+            messages.
 
     Returns:
         The executed notebook and the wall time in seconds (kernel start included).
@@ -564,7 +569,7 @@ def execute(path: Path, timeout: int = DEFAULT_TIMEOUT) -> tuple[nbformat.Notebo
         ClassroomError: A cell failed or ran out of time; the message names the notebook and
             the cell.
     """
-    nb = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4) if notebook is None else copy.deepcopy(notebook)
     running = {"index": 0}
 
     def note_cell(cell, cell_index):

@@ -236,6 +236,29 @@ def test_series_stops_at_a_failing_cell_and_names_it(tmp_path, capsys):
     assert "92_later" not in capsys.readouterr().out
 
 
+def test_series_student_runs_the_student_copy(tmp_path):
+    """``--student``: the solution becomes a placeholder (here it would fail), the rest runs."""
+    nb = _notebook(
+        tmp_path / "93_exercise.ipynb",
+        ("lesson = 6 * 7",),
+        (
+            "# 1. feladat – megoldás\nanswer = lesson\nraise RuntimeError('a solution ran')",
+            "solution",
+        ),
+        ("assert answer is None, answer",),
+    )
+    env = {**os.environ, "TL_PROFILE": "smoke"}
+    [result] = series.time_notebooks([nb], env, timeout=60, student=True)
+    assert result["notebook"] == "93_exercise" and result["wall_s"] > 0
+    with pytest.raises(series.SeriesError, match="a solution ran"):
+        series.time_notebooks([nb], env, timeout=60)
+    assert (
+        nbformat.read(nb, as_version=4)
+        .cells[1]
+        .source.endswith("raise RuntimeError('a solution ran')")
+    )
+
+
 @pytest.mark.usefixtures("real_photos", "imagenet_weights")
 def test_series_command_in_smoke_profile(tmp_path):
     holds = _notebook(
