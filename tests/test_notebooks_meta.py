@@ -278,6 +278,37 @@ def test_code_cells_parse(path):
             pytest.fail(f"cell {index} is not valid (I)Python: {exc}")
 
 
+def _unguarded_trys(source: str) -> list[str]:
+    """``try`` blocks whose ``else`` does not raise: they would pass if the error went away."""
+    found = []
+    for node in ast.walk(_python(source)):
+        if isinstance(node, ast.Try) and not any(
+            isinstance(inner, ast.Raise) for stmt in node.orelse for inner in ast.walk(stmt)
+        ):
+            handled = ", ".join(ast.unparse(h.type) if h.type else "*" for h in node.handlers)
+            found.append(f"try … except {handled or '(finally only)'}")
+    return found
+
+
+def test_unguarded_try_detector():
+    shown = "try:\n    f()\nexcept ValueError as err:\n    print(err)\n"
+    assert _unguarded_trys(shown) == ["try … except ValueError"]
+    assert _unguarded_trys(shown + "else:\n    raise AssertionError('no error')\n") == []
+    nested = "with x:\n    " + shown.replace("\n", "\n    ").rstrip()
+    assert _unguarded_trys(nested) == ["try … except ValueError"]
+
+
+@per_notebook
+def test_show_the_error_cells_fail_when_the_error_disappears(path):
+    """A cell that shows an error by catching it must fail if the error is no longer raised."""
+    problems = [
+        f"cell {index}: {what} has no 'else: raise AssertionError(...)'"
+        for index, source in _code_cells(_read(path))
+        for what in _unguarded_trys(source)
+    ]
+    assert not problems, "\n".join(problems)
+
+
 # --------------------------------------------------------------------------------------------
 # What the nbval runner does with a failing cell
 # --------------------------------------------------------------------------------------------
