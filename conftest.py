@@ -102,6 +102,23 @@ def tree_changes(before: dict[str, tuple], after: dict[str, tuple], root: Path =
     return lines
 
 
+def _names_notebooks(arg: str) -> bool:
+    path = Path(arg.split("::")[0])
+    if path.suffix == ".ipynb":
+        return True
+    return path.is_dir() and ((path / "notebooks").is_dir() or any(path.glob("*.ipynb")))
+
+
+def pytest_configure(config):
+    """Notebooks given on the command line (``pytest notebooks/05_training_tensorboard.ipynb``)
+    run in one process. nbval runs a notebook's cells in one kernel, but a pytest-xdist worker
+    (``-n 2`` in pyproject.toml) tears the notebook down between batches of cells, and the
+    next cell would find a fresh kernel. The suite itself runs notebooks in child processes
+    (tests/test_notebooks_run.py), so it keeps its two workers."""
+    if getattr(config.option, "numprocesses", None) and any(map(_names_notebooks, config.args)):
+        config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []
+
+
 def pytest_sessionstart(session):
     global _tree_before
     _tree_before = tree_state()

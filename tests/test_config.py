@@ -18,6 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -372,6 +373,27 @@ def test_a_run_that_leaves_files_in_the_work_tree_fails(tmp_path):
     output = parallel.stdout + parallel.stderr
     assert parallel.returncode == 1, output[-3000:]
     assert "1 passed" in output and "new:      models/leftover.keras" in output
+
+
+def test_a_notebook_given_on_the_command_line_runs_in_one_process(tmp_path):
+    """Under ``-n 2`` the cells of a notebook still share one kernel (conftest.py turns
+    pytest-xdist off when notebooks are named); the suite's own tests keep their workers."""
+    repo = _probe_repository(tmp_path / "repo", "    assert True\n")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"x{i} = {i}" + (f" + x{i - 1}" if i else "")) for i in range(6)
+    ]
+    nbformat.write(nb, repo / "lesson.ipynb")
+    args = ["-n", "2", "--dist", "loadgroup", "--nbval-lax", "--nbval-current-env"]
+    result = _run_pytest([*args, "lesson.ipynb"], repo, CI=None)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "6 passed" in output, output[-3000:]
+    assert "bringing up nodes" not in output  # xdist's line when it starts workers
+    tests_only = _run_pytest([*args, "test_probe.py"], repo, CI=None)
+    assert "bringing up nodes" in tests_only.stdout, tests_only.stdout[-3000:]
 
 
 def test_a_run_that_writes_only_under_tl_output_dir_passes(tmp_path):
