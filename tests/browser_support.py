@@ -513,12 +513,24 @@ def _picture_problems(kind: str, live: dict, when: str) -> list[str]:
 # TensorBoard started by a notebook's `%tensorboard`
 
 
-def tensorboards(server: JupyterLab) -> list:
-    """``tensorboard.manager.get_all()`` of the server's kernels (their TMPDIR is the server's)."""
+def tensorboards(server: JupyterLab, attempts: int = 5) -> list:
+    """``tensorboard.manager.get_all()`` of the server's kernels (their TMPDIR is the server's).
+
+    ``get_all`` lists the info folder, then opens each file: a TensorBoard that exits in between
+    (as when :func:`stop_tensorboard` waits for one to go) removes its file, and ``get_all``
+    raises ``FileNotFoundError``. The listing is then simply taken again.
+    """
     saved = tempfile.tempdir
     tempfile.tempdir = str(server.temp_dir)
     try:
-        return manager.get_all()
+        for attempt in range(attempts):
+            try:
+                return manager.get_all()
+            except FileNotFoundError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.1)
+        return []  # not reached
     finally:
         tempfile.tempdir = saved
 

@@ -28,9 +28,11 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import nbformat
@@ -42,6 +44,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 from helpers import config
+from tests import browser_support
 from tests.browser_support import (
     CHROMIUM_ARGS,
     ENABLE_HINT,
@@ -380,6 +383,22 @@ def tensorboard_cell_source() -> str:
     nb = nbformat.read(REPO / NB05, as_version=4)
     (source,) = [c.source for c in nb.cells if "%tensorboard" in c.source]
     return source
+
+
+def test_tensorboard_listing_survives_a_tensorboard_exiting_meanwhile(monkeypatch, tmp_path):
+    """CI once failed in ``stop_tensorboard``: ``get_all`` listed an info file that the exiting
+    TensorBoard removed before it was opened."""
+    calls = []
+
+    def racing_get_all():
+        calls.append(tempfile.gettempdir())
+        if len(calls) == 1:
+            raise FileNotFoundError("pid-1.info vanished")
+        return ["listed"]
+
+    monkeypatch.setattr(browser_support.manager, "get_all", racing_get_all)
+    assert browser_support.tensorboards(SimpleNamespace(temp_dir=tmp_path)) == ["listed"]
+    assert calls == [str(tmp_path)] * 2 and tempfile.gettempdir() != str(tmp_path)
 
 
 def test_tensorboard_cell_with_venv_on_path(browser, lab_root, open_notebook, tmp_path):
