@@ -382,13 +382,7 @@ def make_table(results: list[dict]) -> tuple[list[list[str]], dict]:
 
 
 def markdown(rows: list[list[str]]) -> str:
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
-
-    def line(cells):
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(COLUMNS), sep, *(line(r) for r in rows)])
+    return series.markdown(rows, COLUMNS)
 
 
 def describe_run(results: list[dict], summary: dict, profile: str) -> str:

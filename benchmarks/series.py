@@ -189,14 +189,15 @@ def make_rows(results: list[dict], u_s: float) -> list[list[str]]:
     return rows
 
 
-def markdown(rows: list[list[str]]) -> str:
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+def markdown(rows: list[list[str]], columns: tuple[str, ...] = COLUMNS) -> str:
+    """A Markdown table with padded columns (benchmark.py uses it with its own columns)."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
 
     def line(cells):
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(COLUMNS), sep, *(line(r) for r in rows)])
+    return "\n".join([line(columns), sep, *(line(r) for r in rows)])
 
 
 def cpu_model() -> str:
