@@ -966,7 +966,22 @@ class CachedRun:
         return float(sum(self.epoch_seconds))
 
 
-class EpochTimer(keras.callbacks.Callback):
+class _Timer(keras.callbacks.Callback):
+    """Wall-clock times of repeated intervals in :attr:`seconds` (subclasses choose which)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def _begin(self) -> None:
+        self._start = time.perf_counter()
+
+    def _end(self) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+class EpochTimer(_Timer):
     """Keras callback that records each epoch's wall-clock time in :attr:`seconds`.
 
     Introduced in ``07_experiments.ipynb`` (time per epoch of each cut); :func:`train_cached`
@@ -977,19 +992,14 @@ class EpochTimer(keras.callbacks.Callback):
         timer.seconds  # one number per epoch, validation included
     """
 
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
-
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._begin()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self._end()
 
 
-class StepTimer(keras.callbacks.Callback):
+class StepTimer(_Timer):
     """Keras callback that records each training step's wall-clock time in :attr:`seconds`.
 
     Introduced in ``07_experiments.ipynb`` (the cost of each cut). Validation is not timed. The
@@ -1001,16 +1011,11 @@ class StepTimer(keras.callbacks.Callback):
         timer.typical * math.ceil(2000 / 32)  # one epoch over 2000 photos
     """
 
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
-
     def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
+        self._begin()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self._end()
 
     @property
     def typical(self) -> float:
