@@ -523,14 +523,12 @@ def tensorboards(server: JupyterLab, attempts: int = 5) -> list:
     saved = tempfile.tempdir
     tempfile.tempdir = str(server.temp_dir)
     try:
-        for attempt in range(attempts):
+        for _ in range(attempts - 1):
             try:
                 return manager.get_all()
             except FileNotFoundError:
-                if attempt == attempts - 1:
-                    raise
                 time.sleep(0.1)
-        return []  # not reached
+        return manager.get_all()
     finally:
         tempfile.tempdir = saved
 
