@@ -258,6 +258,24 @@ def test_evaluate_collects_labels_in_dataset_order():
     assert result.probabilities.shape == (7,)
 
 
+def test_evaluate_feeds_at_most_evaluate_batch_size_examples_per_pass(monkeypatch):
+    model = _tiny_model(inputs=2)
+    seen = []
+    predict_on_batch = model.predict_on_batch
+    monkeypatch.setattr(
+        model, "predict_on_batch", lambda x: seen.append(len(x)) or predict_on_batch(x)
+    )
+    n = 2 * training.EVALUATE_BATCH_SIZE + 5
+    x = np.random.default_rng(2).normal(size=(n, 2)).astype("float32")
+    y = np.arange(n) % 2
+    result = training.evaluate(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(n))
+    assert max(seen) == training.EVALUATE_BATCH_SIZE and sum(seen) == n
+    np.testing.assert_array_equal(result.labels, y)
+    np.testing.assert_allclose(
+        result.probabilities, model.predict(x, verbose=0).reshape(-1), atol=1e-6
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Saving and loading
 # --------------------------------------------------------------------------------------------
