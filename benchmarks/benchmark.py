@@ -38,7 +38,7 @@ Recipes:
     features, Adam 1e-3, ``EarlyStopping(patience=3, restore_best_weights=True)`` on the
     validation loss. Phase 2 = ``freeze_up_to(model, "block_12_project")`` (every BatchNorm
     frozen), fine-tuning on the cached ``block_12`` inputs (exact and deterministic, no
-    augmentation), Adam 1e-5, at most 3 epochs, ``EarlyStopping(patience=1,
+    augmentation), Adam 1e-5, at most 2 epochs, ``EarlyStopping(patience=1,
     restore_best_weights=True)`` on the validation loss. The test split is evaluated on the
     photos by the whole model, as in the notebook.
 ``augmented``
@@ -78,7 +78,7 @@ TITLES = {
 #: Batch size of every recipe but the seed's (notebook 05's BATCH_SIZE).
 BATCH_SIZE = 32
 #: Notebook 05's phase 2 on the cache: learning rate, maximum epochs, early-stopping patience.
-NB05_LEARNING_RATE, NB05_EPOCHS, NB05_PATIENCE = 1e-5, 3, 1
+NB05_LEARNING_RATE, NB05_EPOCHS, NB05_PATIENCE = 1e-5, 2, 1
 #: The rejected alternative: learning rate of its one augmented pass.
 AUGMENTED_LEARNING_RATE = 1e-4
 COLUMNS = (

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,16 +132,30 @@ def test_benchmark_table_uses_the_seed_recipes_best_validation_accuracy():
     assert "nb05 1.0x, augmented 2.0x" in text and text.endswith("Machine: test")
 
 
+def test_benchmark_nb05_recipe_is_notebook_05s_phase_2():
+    notebook = nbformat.read(REPO / "notebooks" / "05_training_tensorboard.ipynb", as_version=4)
+    settings = next(c.source for c in notebook.cells if "FINE_TUNE_EPOCHS =" in c.source)
+    value = {
+        name: float(re.search(rf"^{name} = ([0-9.e-]+)", settings, re.M).group(1))
+        for name in ("FINE_TUNE_LEARNING_RATE", "FINE_TUNE_EPOCHS", "FINE_TUNE_PATIENCE")
+    }
+    assert (benchmark.NB05_LEARNING_RATE, benchmark.NB05_EPOCHS, benchmark.NB05_PATIENCE) == (
+        value["FINE_TUNE_LEARNING_RATE"],
+        value["FINE_TUNE_EPOCHS"],
+        value["FINE_TUNE_PATIENCE"],
+    )
+
+
 def test_benchmark_every_recipe_has_a_runner_a_title_and_its_settings():
     assert set(benchmark.RUNNERS) == set(benchmark.TITLES) == set(benchmark.RECIPES)
     lesson = benchmark.parse_args(["--profile", "lesson"])
     smoke = benchmark.parse_args(["--profile", "smoke"])
-    assert (lesson.epochs, lesson.head_epochs, lesson.fine_tune_epochs) == (20, 50, 3)
+    assert (lesson.epochs, lesson.head_epochs, lesson.fine_tune_epochs) == (20, 50, 2)
     assert (smoke.epochs, smoke.head_epochs, smoke.fine_tune_epochs) == (1, 2, 1)
     assert (lesson.max_per_class, smoke.max_per_class) == (None, 4)
     assert (benchmark.NB05_LEARNING_RATE, benchmark.NB05_EPOCHS, benchmark.NB05_PATIENCE) == (
         1e-5,
-        3,
+        2,
         1,
     )
     assert benchmark.AUGMENTED_LEARNING_RATE == 1e-4
