@@ -376,10 +376,10 @@ TASKS: dict[str, Task] = {
         expected=_head_accuracy,
         abs_tol=0.001,
     ),
-    # Validation accuracy after one augmented pass over the photos at 1e-4 (a separate model).
+    # Validation accuracy after one augmented pass over the photos at 1e-4 (from the phase-1 state).
     "05.5": Task(
-        hint="az aug_model.fit által visszaadott History history szótárában a 'val_accuracy' "
-        "lista utolsó eleme.",
+        hint="a model.fit által visszaadott History (aug_history) history szótárában a "
+        "'val_accuracy' lista utolsó eleme.",
         expected=_validation_accuracy_on_cache,
         abs_tol=0.001,
     ),
