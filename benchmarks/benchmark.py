@@ -146,6 +146,7 @@ def run_seed(files, args) -> dict:
         pipeline("train", True),
         validation_data=pipeline("validation", False),
         epochs=args.epochs,
+        shuffle=False,  # the pipeline shuffles itself (Keras warns that it ignores shuffle=True)
         callbacks=[_curve_callback(t0, curve, "epoch")],
         verbose=args.verbose,
     )
@@ -289,6 +290,7 @@ def run_augmented(files, args) -> dict:
         augmented,
         validation_data=data.make_dataset(files["validation"], batch_size=BATCH_SIZE),
         epochs=1,
+        shuffle=False,  # the pipeline shuffles itself
         callbacks=[_curve_callback(t0, curve, "augmented pass")],
         verbose=args.verbose,
     )
