@@ -260,9 +260,9 @@ def describe_run(u: dict, u_after: dict | None, run: dict) -> str:
             f"photos{scaled}, {u['decoded']} real photos decoded beforehand and cycled, in a "
             "fresh process.",
             f"Profile {run['profile']}; {run['copies']}; output folder: {run['output_dir']}. "
-            "Each notebook in a "
-            "fresh kernel (working folder notebooks/, cells tagged nbval-skip skipped); wall time "
-            "from kernel start to kernel shutdown; peak RSS of the kernel process. Whole run "
+            "Each notebook in a fresh kernel (working folder notebooks/, cells tagged nbval-skip "
+            "skipped); wall time from kernel start to kernel shutdown; peak RSS of the kernel "
+            "process. Whole run "
             f"{run['seconds']:.0f} s.",
             *run["machine"],
         ]
