@@ -206,11 +206,11 @@ def test_series_rows_have_wall_time_in_u_and_a_total():
         {"notebook": "01_a", "wall_s": 30.0, "peak_rss_mib": 900.0},
         {"notebook": "02_b", "wall_s": 90.0, "peak_rss_mib": 1500.0},
     ]
-    rows = series.make_rows(results, u_s=60.0)
+    rows = series.make_rows(results, u_s=60.0, u_graph_s=25.0)
     assert rows == [
-        ["01_a", "30", "0.50", "900"],
-        ["02_b", "90", "1.50", "1500"],
-        ["total (RSS: largest)", "120", "2.00", "1500"],
+        ["01_a", "30", "0.50", "1.20", "900"],
+        ["02_b", "90", "1.50", "3.60", "1500"],
+        ["total (RSS: largest)", "120", "2.00", "4.80", "1500"],
     ]
     header, body = _table(series.markdown(rows))
     assert header == list(series.COLUMNS) and body == rows
@@ -293,8 +293,9 @@ def test_series_command_in_smoke_profile(tmp_path):
     assert [r[0] for r in rows] == ["01_holds_memory", "02_quick", "total (RSS: largest)"]
     for row in rows:
         assert all(float(value) > 0 for value in row[1:]), row
-    held_rss, quick_rss = float(rows[0][3]), float(rows[1][3])
+    held_rss, quick_rss = float(rows[0][4]), float(rows[1][4])
     assert held_rss > HELD_MIB > quick_rss  # the kernel's memory, not the script's
-    assert float(rows[2][3]) == held_rss
+    assert float(rows[2][4]) == held_rss
     assert "scaled to 3000" in text and "Profile smoke" in text and "git commit" in text
+    assert re.search(r"U = \d+\.\d s and U_graph = \d+\.\d s right before", text)
     assert text.strip() in result.stdout
