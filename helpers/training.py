@@ -674,11 +674,16 @@ def _advance_split(mid, arrays, kept, *, batch_size: int) -> list[np.ndarray]:
         n = len(arrays[0])
         out = [np.empty((n, *t.shape[1:]), dtype=dtype) for t in mid.outputs]
         for i in range(0, n, batch_size):
-            batch = mid.predict_on_batch([a[i : i + batch_size] for a in arrays])
-            batch = batch if isinstance(batch, (list, tuple)) else [batch]
-            for array, o in zip(out, batch, strict=True):
-                array[i : i + batch_size] = np.asarray(o)
+            _store(out, i, mid.predict_on_batch([a[i : i + batch_size] for a in arrays]))
     return [arrays[k] if k is not None else out.pop(0) for k in kept]
+
+
+def _store(arrays: list[np.ndarray], start: int, outputs) -> None:
+    """Write one batch of a model's outputs (one array or a list) into ``arrays`` at ``start``."""
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    for array, output in zip(arrays, outputs, strict=True):
+        output = np.asarray(output)
+        array[start : start + len(output)] = output
 
 
 def _advance_key(mid, *, at: str, kept: list) -> str:
@@ -724,11 +729,8 @@ def _compute_split(front, split: data.FileSplit, *, batch_size, dtype, transform
     for x, y in pipeline:
         if transform is not None:
             x = transform(x)
-        out = front.predict_on_batch(x)  # compiled graph: about twice as fast as eager
-        out = out if isinstance(out, (list, tuple)) else [out]
+        _store(arrays, i, front.predict_on_batch(x))  # compiled graph: about twice as fast as eager
         k = int(x.shape[0])
-        for array, o in zip(arrays, out, strict=True):
-            array[i : i + k] = np.asarray(o)
         ys[i : i + k] = np.asarray(y)
         i += k
     return arrays, ys
